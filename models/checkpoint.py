@@ -1,0 +1,157 @@
+"""Loading generator weights from the formats users have.
+
+- The project's own generator format: a Keras `.weights.h5` file
+  (`generator.weights.h5`, written by train.py and `save_generator`).
+- A training checkpoint of train.py (`tf.train.Checkpoint` prefix such as
+  `.../ckpt/ckpt-1200`, or its folder): the generator is read out of it.
+- The authors' TF1 name-based checkpoint `G_weight.ckpt` (its prefix, or the
+  folder holding it): variables such as `generator/Conv1/w` are mapped onto the
+  Keras layers by name.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from models.generator import build_generator
+
+GENERATOR_FILE = "generator.weights.h5"
+TF1_PREFIX = "G_weight.ckpt"
+TRAIN_CKPT_DIR = "ckpt"
+
+TF1_CONVS = ("Conv1", "Step1_1", "Step1_2", "Step1_edge", "Step2_1", "Step2_2", "Step2_edge",
+             "Step3_1", "Step3_2", "Step3_edge", "RGB")
+TF1_DECONVS = ("Step1_de", "Step2_de", "Step3_de")
+# Optimizer slots the TF1 Saver may have stored beside the weights.
+TF1_SLOT_SUFFIXES = ("/Adam", "/Adam_1", "/ExponentialMovingAverage")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or does not fit the generator."""
+
+
+def tf1_variable_map(generator):
+    """TF1 variable name -> Keras variable of `generator` (built)."""
+    by_name = {}
+    for layer in _named_layers(generator):
+        if layer.name in TF1_CONVS:
+            by_name[f"generator/{layer.name}/w"] = layer.kernel
+            by_name[f"generator/{layer.name}/b"] = layer.bias
+        elif layer.name in TF1_DECONVS:
+            by_name[f"generator/{layer.name}/conv2d_transpose/kernel"] = layer.kernel
+            by_name[f"generator/{layer.name}/conv2d_transpose/bias"] = layer.bias
+    return by_name
+
+
+def _named_layers(model):
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        yield layer
+
+
+def _is_checkpoint_prefix(path):
+    return tf.io.gfile.exists(path + ".index")
+
+
+def _resolve(path):
+    """(kind, concrete path) for a file, a checkpoint prefix or a folder."""
+    if os.path.isfile(path) and path.endswith(".h5"):
+        return "h5", path
+    if _is_checkpoint_prefix(path):
+        return "prefix", path
+    if os.path.isdir(path):
+        candidates = [os.path.join(path, GENERATOR_FILE), os.path.join(path, TF1_PREFIX)]
+        for candidate in candidates:
+            if os.path.isfile(candidate):
+                return "h5", candidate
+            if _is_checkpoint_prefix(candidate):
+                return "prefix", candidate
+        latest = tf.train.latest_checkpoint(os.path.join(path, TRAIN_CKPT_DIR)) or tf.train.latest_checkpoint(path)
+        if latest:
+            return "prefix", latest
+        raise CheckpointError(
+            f"no checkpoint found in {path} (looked for {GENERATOR_FILE}, {TF1_PREFIX}.index and a "
+            f"training checkpoint in {TRAIN_CKPT_DIR}/)")
+    if os.path.exists(path):
+        raise CheckpointError(f"{path} is not a checkpoint (expected a .weights.h5 file, a checkpoint "
+                              f"prefix with a .index file, or a folder holding one)")
+    raise CheckpointError(f"no checkpoint at {path}")
+
+
+def load_generator(path, lr_size=16, output_nc=3):
+    """A ready generator with the weights at `path` (any supported format)."""
+    kind, resolved = _resolve(path)
+    generator = build_generator(lr_size, output_nc)
+    try:
+        if kind == "h5":
+            _load_h5(generator, resolved)
+        elif _is_tf1_checkpoint(resolved):
+            _load_tf1(generator, resolved)
+        else:
+            _load_training_checkpoint(generator, resolved)
+    except CheckpointError:
+        raise
+    except (tf.errors.OpError, OSError, ValueError, KeyError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"cannot read checkpoint {resolved}: {message}") from err
+    return generator
+
+
+def save_generator(generator, path):
+    """Write the project's generator format (a Keras .weights.h5 file)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    generator.save_weights(path)
+
+
+def _load_h5(generator, path):
+    import h5py
+
+    try:
+        h5py.File(path, "r").close()
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: not a readable HDF5 file ({err})") from err
+    try:
+        generator.load_weights(path)
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {path} does not fit the generator: {err}") from err
+
+
+def _is_tf1_checkpoint(prefix):
+    # TF2 object-based checkpoints carry their object graph; TF1 Saver ones do not.
+    names = [name for name, _ in tf.train.list_variables(prefix)]
+    return "_CHECKPOINTABLE_OBJECT_GRAPH" not in names
+
+
+def _load_tf1(generator, prefix):
+    reader = tf.train.load_checkpoint(prefix)
+    stored = {name: shape for name, shape in reader.get_variable_to_shape_map().items()
+              if name.startswith("generator/") and not name.endswith(TF1_SLOT_SUFFIXES)}
+    wanted = tf1_variable_map(generator)
+    missing = sorted(set(wanted) - set(stored))
+    extra = sorted(set(stored) - set(wanted))
+    misshaped = [f"{name} {tuple(stored[name])} (expected {tuple(var.shape)})"
+                 for name, var in sorted(wanted.items())
+                 if name in stored and tuple(stored[name]) != tuple(var.shape)]
+    problems = []
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    if extra:
+        problems.append("unexpected " + ", ".join(extra))
+    if misshaped:
+        problems.append("wrong shape " + ", ".join(misshaped))
+    if problems:
+        raise CheckpointError(f"TF1 checkpoint {prefix} does not match the EIPNet generator: "
+                              + "; ".join(problems))
+    for name, var in wanted.items():
+        var.assign(reader.get_tensor(name).astype(np.float32))
+
+
+def _load_training_checkpoint(generator, prefix):
+    names = [name for name, _ in tf.train.list_variables(prefix)]
+    if not any(name.startswith("generator/") for name in names):
+        raise CheckpointError(f"checkpoint {prefix} holds no generator")
+    root = tf.train.Checkpoint(generator=generator)
+    status = root.read(prefix)
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as err:
+        raise CheckpointError(f"checkpoint {prefix} does not fit the generator: {err}") from err
