@@ -1,0 +1,60 @@
+"""Pictures for people: the test comparison figure and training image grids."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _edge_image(edge):
+    return np.clip(np.asarray(edge, np.float32)[..., 0], 0, 255).astype(np.uint8)
+
+
+def comparison_figure(samples, path, title=None):
+    """One row per sample: LR | bicubic | SR | HR (if any) | edge maps 32/64/128.
+
+    Each sample is a dict with uint8 `lr`, `bicubic`, `sr`, optional `hr`,
+    `edges` (three [s, s, 1] maps on [0, 255]) and `name`.
+    """
+    with_hr = any(s.get("hr") is not None for s in samples)
+    columns = ["LR", "bicubic", "SR"] + (["HR"] if with_hr else []) + ["edge 32", "edge 64", "edge 128"]
+    fig, axes = plt.subplots(len(samples), len(columns), figsize=(1.8 * len(columns), 1.9 * len(samples)),
+                             squeeze=False)
+    for row, sample in enumerate(samples):
+        images = [sample["lr"], sample["bicubic"], sample["sr"]]
+        if with_hr:
+            images.append(sample.get("hr") if sample.get("hr") is not None else np.zeros_like(sample["sr"]))
+        images += [_edge_image(e) for e in sample["edges"]]
+        for col, (ax, image) in enumerate(zip(axes[row], images)):
+            ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(columns[col], fontsize=9)
+        axes[row][0].set_ylabel(sample["name"], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def image_grid(rows):
+    """Tile uint8 [H, W, 3] images row by row into one image (all the same size)."""
+    return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+
+
+def loss_curves(history, path):
+    """Plot each logged loss term against the iteration (history: {name: [(iter, value)]})."""
+    names = sorted(history)
+    fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.8 * len(names)), squeeze=False, sharex=True)
+    for ax, name in zip(axes[:, 0], names):
+        iters, values = zip(*history[name]) if history[name] else ((), ())
+        ax.plot(iters, values, lw=1)
+        ax.set_ylabel(name, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("iteration")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
