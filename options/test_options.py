@@ -1,5 +1,10 @@
 """Options of test.py (edit the defaults here)."""
+import os
+
 from options.base_options import BaseOptions
+
+# SSIM's 11x11 window must fit in the HR face.
+MIN_HR_CROP = 16
 
 
 class TestOptions(BaseOptions):
@@ -11,15 +16,37 @@ class TestOptions(BaseOptions):
                             help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
                                  "G_weight.ckpt prefix, or a folder holding one of them")
         parser.add_argument("--image_save_path", default="result",
-                            help="output folder; a relative path is placed under <checkpoint_path>/<save_path>")
+                            help="output folder; a relative path is placed under <checkpoint_path>/<save_path>. "
+                                 "If it already holds results (summary.json or *_SR.png) and --overwrite is not "
+                                 "given, the run goes to a new sub-folder run_2, run_3, ... of it")
+        parser.add_argument("--overwrite", action="store_true",
+                            help="write into --image_save_path even if it holds results of an earlier run "
+                                 "(files of the same name are replaced, others are left as they are)")
         parser.add_argument("--lr_input", action="store_true",
                             help="the images are LR faces already (resized to crop_size/8 only if they are not); "
                                  "no HR, so no metrics")
         parser.add_argument("--num_figures", type=int, default=8,
                             help="how many images the comparison figure shows (0: no figure)")
+        parser.add_argument("--no_fr", action="store_true",
+                            help="skip FR-PSNR/FR-SSIM (PSNR/SSIM on the face box dlib finds on the HR; "
+                                 "needs requirements-eval.txt)")
+        parser.add_argument("--no_vif", action="store_true", help="skip VIF (pixel-domain, 4 scales)")
+        parser.add_argument("--no_tar_algo", action="store_true",
+                            help="skip TAR 'algorithm' (dlib face descriptors, distance <= 0.5 / 0.6; "
+                                 "needs requirements-eval.txt)")
+        parser.add_argument("--no_tar_net", action="store_true",
+                            help="skip TAR 'network' (FaceNet embeddings, squared distance <= 0.02 / 0.04)")
+        parser.add_argument("--id_weights", default=None,
+                            help="FaceNet weights (.weights.h5 or Keras 2 .h5) for TAR 'network'; default: the "
+                                 "cached keras-facenet model, else `python -m scripts.get_facenet_weights`'s file")
         return parser
 
     def validate(self, opt, parser):
         super().validate(opt, parser)
         if opt.num_figures < 0:
             parser.error(f"--num_figures must be >= 0, got {opt.num_figures}")
+        if not os.path.isdir(opt.test_path):
+            parser.error(f"--test_path {opt.test_path} is not a folder")
+        if not opt.lr_input and opt.crop_size < MIN_HR_CROP:
+            parser.error(f"--crop_size must be at least {MIN_HR_CROP} to measure SSIM on the HR face, "
+                         f"got {opt.crop_size} (use --lr_input for LR faces without HR)")

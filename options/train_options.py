@@ -1,0 +1,110 @@
+"""Options of train.py (edit the defaults here).
+
+Schedule defaults follow the paper: Adam 1e-4 for both networks, the
+adversarial term off (beta = 0) for the first 1.2M / 1.32M = 10/11 of the
+generator iterations and --ad_r after that (`--gan_start_iter -1` places the
+switch there for whatever length --niter / --epoch give).
+"""
+from options.base_options import BaseOptions
+
+PAPER_GAN_START = 1.2 / 1.32
+D_BETAS = {"paper": (0.5, 0.9), "code": (0.9, 0.999)}
+
+
+class TrainOptions(BaseOptions):
+    description = "Train EIPNet (generator + discriminator) on a folder of faces."
+
+    def initialize(self, parser):
+        parser = super().initialize(parser)
+        # the released code's flags
+        parser.add_argument("--display_epoch_freq", type=int, default=1,
+                            help="write an image grid to TensorBoard every N epochs (0: never)")
+        parser.add_argument("--print_epoch_freq", type=int, default=1,
+                            help="write a loss_log.txt line at the end of every N epochs (0: never)")
+        parser.add_argument("--save_epoch_freq", type=int, default=1,
+                            help="save a checkpoint at the end of every N epochs (0: never)")
+        parser.add_argument("--learning_rate", type=float, default=1e-4, help="Adam learning rate of G and D")
+        parser.add_argument("--ad_r", type=float, default=5e-3,
+                            help="adversarial weight beta of the GAN phase (eq. 11)")
+        parser.add_argument("--epoch", type=int, default=200,
+                            help="epochs to train (an epoch: every training image once); --niter overrides it")
+        parser.add_argument("--D_steps_per_G", type=int, default=1,
+                            help="discriminator updates per generator update in the GAN phase")
+        parser.add_argument("--continue_train", action="store_true",
+                            help="resume the run in <checkpoint_path>/<save_path> where it stopped")
+        parser.add_argument("--which_epoch", type=int, default=None,
+                            help="with --continue_train: resume from the checkpoint saved at the end of this epoch")
+        parser.add_argument("--max_to_keep", type=int, default=10, help="training checkpoints kept on disk")
+        parser.add_argument("--lambda_edge", type=float, default=0.3, help="weight of the edge loss L_e")
+        parser.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
+        # added by this port
+        parser.add_argument("--lambda_yuv", type=float, default=1.0,
+                            help="weight of the luminance-chrominance loss L_lc (the code used 1)")
+        parser.add_argument("--lambda_id", type=float, default=15.0,
+                            help="weight of the FaceNet identity loss L_id (0: off, no FaceNet needed); "
+                                 "15 puts its gradient at ~5-10%% of the pixel terms' (README)")
+        parser.add_argument("--id_weights", default=None,
+                            help="FaceNet weights (.h5); default: keras-facenet's cache, then the file "
+                                 "`python -m scripts.get_facenet_weights` writes")
+        parser.add_argument("--niter", type=int, default=0,
+                            help="generator iterations to train in total (0: --epoch epochs)")
+        parser.add_argument("--gan_start_iter", type=int, default=-1,
+                            help="iteration at which the adversarial term switches on "
+                                 "(-1: at 1.2/1.32 of the run, the paper's schedule)")
+        parser.add_argument("--d_betas", choices=sorted(D_BETAS), default="paper",
+                            help="discriminator Adam betas: paper (0.5, 0.9) or code (0.9, 0.999)")
+        parser.add_argument("--which_iter", type=int, default=None,
+                            help="with --continue_train: resume from the checkpoint of this iteration")
+        parser.add_argument("--init_weights", default=None,
+                            help="start the generator from these weights (any format load_generator reads, "
+                                 "e.g. the authors' G_weight.ckpt) without resuming a run")
+        parser.add_argument("--print_iter_freq", type=int, default=100,
+                            help="loss_log.txt line and TensorBoard scalars every N iterations")
+        parser.add_argument("--display_iter_freq", type=int, default=1000,
+                            help="TensorBoard image grid every N iterations (0: never)")
+        parser.add_argument("--save_iter_freq", type=int, default=1000,
+                            help="checkpoint every N iterations (a run killed loses at most this many)")
+        parser.add_argument("--val_iter_freq", type=int, default=1000,
+                            help="validate on --test_path every N iterations (0: only at the end)")
+        parser.add_argument("--val_images", type=int, default=200,
+                            help="how many --test_path images validation uses (0: all)")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed of weight init, shuffling and augmentation (same seed, same run)")
+        parser.add_argument("--no_rotate", action="store_true", help="no random 90/180/270 degree rotations")
+        parser.add_argument("--canny_low", type=float, default=50, help="Canny low threshold of the edge targets")
+        parser.add_argument("--canny_high", type=float, default=255, help="Canny high threshold")
+        parser.add_argument("--canny_adaptive", action="store_true",
+                            help="per-image Canny thresholds of the paper (eq. 1-2) instead of low/high")
+        parser.add_argument("--partition_file", default=None,
+                            help="CelebA list_eval_partition.txt: train only on its partition 0")
+        parser.add_argument("--cache_memory_mb", type=float, default=4096,
+                            help="keep decoded 128x128 faces in memory when they fit in this budget (0: never)")
+        parser.add_argument("--skip_nan", action="store_true",
+                            help="skip a batch whose losses are NaN/Inf instead of stopping the run")
+        return parser
+
+    def validate(self, opt, parser):
+        super().validate(opt, parser)
+        for name in ("learning_rate",):
+            if getattr(opt, name) <= 0:
+                parser.error(f"--{name} must be positive, got {getattr(opt, name)}")
+        for name in ("ad_r", "lambda_edge", "lambda_yuv", "lambda_id", "cache_memory_mb"):
+            if getattr(opt, name) < 0:
+                parser.error(f"--{name} must be >= 0, got {getattr(opt, name)}")
+        for name in ("epoch", "D_steps_per_G", "max_to_keep", "print_iter_freq"):
+            if getattr(opt, name) < 1:
+                parser.error(f"--{name} must be at least 1, got {getattr(opt, name)}")
+        for name in ("niter", "display_epoch_freq", "print_epoch_freq", "save_epoch_freq", "display_iter_freq",
+                     "save_iter_freq", "val_iter_freq", "val_images", "seed"):
+            if getattr(opt, name) < 0:
+                parser.error(f"--{name} must be >= 0, got {getattr(opt, name)}")
+        if opt.gan_start_iter < -1:
+            parser.error(f"--gan_start_iter must be -1 (paper schedule) or >= 0, got {opt.gan_start_iter}")
+        if (opt.which_epoch is not None or opt.which_iter is not None) and not opt.continue_train:
+            parser.error("--which_epoch / --which_iter pick a checkpoint to resume: add --continue_train")
+        if opt.which_epoch is not None and opt.which_iter is not None:
+            parser.error("give --which_epoch or --which_iter, not both")
+        if opt.init_weights and opt.continue_train:
+            parser.error("--init_weights starts a new run; --continue_train resumes one: give only one")
+        if opt.canny_low > opt.canny_high:
+            parser.error(f"--canny_low ({opt.canny_low}) must not exceed --canny_high ({opt.canny_high})")

@@ -1,0 +1,183 @@
+"""train.py end to end on the bundled faces, small (64x64 HR, 8x8 LR) to stay fast."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import train
+from models import load_generator
+from options.train_options import TrainOptions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
+        "--load_size", "64", "--crop_size", "64", "--batchSize", "2", "--lambda_id", "0", "--val_images", "2",
+        "--gpu_ids", "-1", "--print_iter_freq", "1", "--display_epoch_freq", "0", "--cache_memory_mb", "64"]
+
+
+def options(folder, *extra):
+    return TrainOptions().parse(TINY + ["--checkpoint_path", str(folder), *extra])
+
+
+def run(folder, *extra):
+    trainer = train.Trainer(options(folder, *extra))
+    trainer.fit()
+    return trainer
+
+
+def weights(path):
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return arrays
+
+
+def loss_lines(folder):
+    with open(os.path.join(folder, "CelebA", "loss_log.txt"), encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def test_tiny_run_writes_every_output(tmp_path):
+    trainer = run(tmp_path, "--niter", "4", "--save_iter_freq", "2", "--val_iter_freq", "2",
+                  "--display_iter_freq", "2", "--gan_start_iter", "2")
+    folder = tmp_path / "CelebA"
+    assert int(trainer.iteration.numpy()) == 4
+    assert sorted(os.listdir(folder / "ckpt")) == sorted(
+        ["checkpoint"] + [f"ckpt-{i}.{ext}" for i in (2, 4) for ext in ("index", "data-00000-of-00001")])
+    lines = loss_lines(tmp_path)
+    pattern = (r"\(epoch: \d+, iters: (\d+)\) G_total: \S+ MSE: \S+ EDGE: \S+ YUV: \S+ G_GAN: (\S+) "
+               r"D_GAN: (\S+) ID: \S+$")
+    parsed = [re.match(pattern, line) for line in lines]
+    assert all(parsed) and [int(m.group(1)) for m in parsed] == [1, 2, 3, 4]
+    assert float(parsed[1].group(3)) == 0.0 and float(parsed[2].group(3)) > 0  # D trains in the GAN phase only
+    generator = load_generator(str(folder), lr_size=8)
+    lr = np.random.default_rng(0).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(generator(lr)[0].numpy(), trainer.generator(lr)[0].numpy(), atol=1e-3)
+    assert json.load(open(folder / "opt.json"))["niter"] == 4
+    assert (folder / "opt.txt").exists() and (folder / "loss_curves.png").stat().st_size > 0
+    assert (folder / "best" / "generator.weights.h5").exists()
+    with open(folder / "validation.csv") as f:
+        rows = f.read().splitlines()
+    assert rows[0].startswith("iteration,psnr,ssim") and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+    tags = set()
+    for event_file in (folder / "logs").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"loss/L_rgb", "loss/L_e", "loss/L_lc", "loss/G_total", "loss/D_loss", "D_accuracy", "learning_rate",
+            "val/psnr", "val/ssim"} <= tags
+    assert any("SR" in t for t in tags)  # the image grid
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
+    straight = run(tmp_path / "a", "--niter", "5", "--save_iter_freq", "0", "--save_epoch_freq", "0",
+                   "--val_iter_freq", "0", "--gan_start_iter", "2")
+    run(tmp_path / "b", "--niter", "3", "--save_iter_freq", "0", "--save_epoch_freq", "0",
+        "--val_iter_freq", "0", "--gan_start_iter", "2")
+    resumed = run(tmp_path / "b", "--niter", "5", "--save_iter_freq", "0", "--save_epoch_freq", "0",
+                  "--val_iter_freq", "0", "--gan_start_iter", "2", "--continue_train")
+    a = weights(tmp_path / "a" / "CelebA" / "generator.weights.h5")
+    b = weights(tmp_path / "b" / "CelebA" / "generator.weights.h5")
+    assert a.keys() == b.keys() and len(a) == 28
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-4, rtol=1e-4)
+    for x, y in zip(straight.discriminator.weights, resumed.discriminator.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-4, rtol=1e-4)
+    assert int(straight.g_optimizer.iterations.numpy()) == int(resumed.g_optimizer.iterations.numpy()) == 5
+    # the same seed logs the same losses (first 3 lines: the fresh part of run b)
+    assert loss_lines(tmp_path / "a")[:3] == loss_lines(tmp_path / "b")[:3]
+    assert len(loss_lines(tmp_path / "b")) == 5
+
+
+def test_another_seed_gives_another_run(tmp_path):
+    run(tmp_path / "a", "--niter", "1", "--val_iter_freq", "0")
+    run(tmp_path / "b", "--niter", "1", "--val_iter_freq", "0", "--seed", "1")
+    assert loss_lines(tmp_path / "a") != loss_lines(tmp_path / "b")
+
+
+def test_which_iter_picks_a_checkpoint_and_names_missing_ones(tmp_path):
+    run(tmp_path, "--niter", "3", "--save_iter_freq", "1", "--val_iter_freq", "0", "--save_epoch_freq", "0")
+    trainer = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_iter", "2"))
+    assert trainer.start().startswith("resumed") and int(trainer.iteration.numpy()) == 2
+    trainer = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_iter", "9"))
+    with pytest.raises(train.TrainingError, match="iteration 9.*kept: 1, 2, 3"):
+        trainer.start()
+    trainer = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_epoch", "1"))
+    trainer.start()
+    assert int(trainer.epoch.numpy()) == 1 and int(trainer.position.numpy()) == 0
+
+
+def test_nan_loss_stops_or_is_skipped(tmp_path):
+    def poison(trainer):
+        compute = trainer.g_compute
+        calls = []
+
+        def g_compute(batch, adversarial):
+            logs, grads = compute(batch, adversarial)
+            calls.append(1)
+            if len(calls) == 2:
+                logs = dict(logs, L_e=tf.constant(float("nan")))
+                grads = [g * float("nan") for g in grads]
+            return logs, grads
+        trainer.g_compute = g_compute
+
+    trainer = train.Trainer(options(tmp_path / "stop", "--niter", "3", "--val_iter_freq", "0"))
+    poison(trainer)
+    with pytest.raises(train.TrainingError, match=r"iteration 2: L_e = nan.*no checkpoint"):
+        trainer.fit()
+
+    trainer = train.Trainer(options(tmp_path / "skip", "--niter", "3", "--val_iter_freq", "0", "--skip_nan"))
+    poison(trainer)
+    trainer.fit()
+    assert trainer.skipped_batches == 1 and int(trainer.iteration.numpy()) == 3
+    assert all(np.isfinite(w.numpy()).all() for w in trainer.generator.weights)
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "train.py", *TINY, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, **kwargs)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cli("--checkpoint_path", str(tmp_path), "--train_path", str(empty))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    # TensorFlow's own start-up lines may precede it; ours is one line, the last
+    assert result.stderr.strip().splitlines()[-1].startswith("train.py: error: no images")
+    result = cli("--checkpoint_path", str(tmp_path), "--lambda_edge", "-1")
+    assert result.returncode == 2 and "--lambda_edge must be >= 0" in result.stderr
+    result = cli("--checkpoint_path", str(tmp_path), "--niter", "2", "--continue_train")
+    assert result.returncode == 1 and "nothing to resume" in result.stderr
+
+
+def test_existing_run_is_not_overwritten_and_sigterm_saves(tmp_path):
+    run(tmp_path, "--niter", "1", "--val_iter_freq", "0")
+    result = cli("--checkpoint_path", str(tmp_path), "--niter", "2")
+    assert result.returncode == 1 and "--continue_train" in result.stderr and "Traceback" not in result.stderr
+
+    folder = tmp_path / "sig"
+    proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--checkpoint_path", str(folder), "--niter", "500",
+                             "--val_iter_freq", "0", "--save_epoch_freq", "0", "--save_iter_freq", "0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = folder / "CelebA" / "loss_log.txt"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 2):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    match = re.search(r"stopped by SIGTERM at iteration (\d+); saved (\S+)\nresume with: (.*--continue_train)", out)
+    assert match, out[-2000:]
+    assert os.path.exists(match.group(2) + ".index")
+    iteration = int(match.group(1))
+    assert 2 <= iteration < 500
+    resumed = train.Trainer(options(folder, "--niter", "500", "--continue_train"))
+    resumed.start()
+    assert int(resumed.iteration.numpy()) == iteration

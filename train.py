@@ -1,0 +1,532 @@
+"""Train EIPNet: generator + discriminator, the paper's composite loss, resumable.
+
+    python train.py --train_path FACES --dataset_mode celeba --batchSize 16
+    python train.py ... --continue_train          # resume exactly where it stopped
+
+Everything goes to <checkpoint_path>/<save_path>/: ckpt/ (training checkpoints),
+generator.weights.h5 (latest generator, for test.py), best/ (best validation
+PSNR), logs/ (TensorBoard), loss_log.txt, validation.csv, loss_curves.png,
+opt.txt / opt.json.
+"""
+import csv
+import json
+import os
+import re
+import shlex
+import signal
+import sys
+
+from options.train_options import D_BETAS, PAPER_GAN_START, TrainOptions
+
+PROG = "train.py"
+# loss_log.txt fields: the released code's, in its order, then the identity term it lacked
+LOG_FIELDS = (("G_total", "G_total"), ("MSE", "L_rgb"), ("EDGE", "L_e"), ("YUV", "L_lc"),
+              ("G_GAN", "L_ad"), ("D_GAN", "D_loss"), ("ID", "L_id"))
+VAL_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
+GRID_IMAGES = 4
+VAL_BATCH = 16
+
+
+class TrainingError(RuntimeError):
+    """A problem the user must fix; reported as one line."""
+
+
+def fail(message, code=1):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _atomic_write_text(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def parse_loss_log(path):
+    """{field: [(iteration, value)]} of a loss_log.txt."""
+    history = {}
+    if not os.path.exists(path):
+        return history
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            match = re.match(r"\(epoch: (\d+), iters: (\d+)\)(.*)", line)
+            if not match:
+                continue
+            iteration = int(match.group(2))
+            for name, value in re.findall(r"(\w+): (\S+)", match.group(3)):
+                history.setdefault(name, []).append((iteration, float(value)))
+    return history
+
+
+def truncate_logs(folder, iteration):
+    """Drop log lines written after `iteration` (by a run that died before its next save)."""
+    for name, key in (("loss_log.txt", lambda l: re.match(r"\(epoch: \d+, iters: (\d+)\)", l)),
+                      ("validation.csv", lambda l: re.match(r"(\d+),", l))):
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+        kept = [l for l in lines if not (key(l) and int(key(l).group(1)) > iteration)]
+        if len(kept) != len(lines):
+            _atomic_write_text(path, "".join(kept))
+
+
+class Trainer:
+    """One training run: its networks, optimizers, data position and logs."""
+
+    def __init__(self, opt, strategy=None):
+        import keras
+        import tensorflow as tf
+
+        from data.pipeline import TrainData
+        from losses import LossWeights
+        from models import Discriminator, build_generator
+
+        self.opt = opt
+        self.tf = tf
+        self.folder = opt.experiment_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
+        keras.utils.set_random_seed(opt.seed)
+
+        self.data = TrainData(opt)
+        self.data.warm_cache()
+        self.steps_per_epoch = self.data.steps_per_epoch
+        if self.steps_per_epoch < 1:
+            raise TrainingError(f"no full batch of {opt.batchSize} readable images under {opt.train_path}")
+        self.total_iters = opt.niter or opt.epoch * self.steps_per_epoch
+        self.gan_start = (opt.gan_start_iter if opt.gan_start_iter >= 0
+                          else int(round(PAPER_GAN_START * self.total_iters)))
+        self.weights = {phase: LossWeights.from_options(opt, phase) for phase in (False, True)}
+
+        with self.strategy.scope():
+            self.generator = build_generator(opt.lr_size, opt.output_nc)
+            self.discriminator = Discriminator()
+            self.discriminator(tf.zeros([1, opt.crop_size, opt.crop_size, opt.output_nc]))
+            self.g_optimizer = keras.optimizers.Adam(opt.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+            d_beta_1, d_beta_2 = D_BETAS[opt.d_betas]
+            self.d_optimizer = keras.optimizers.Adam(opt.learning_rate, beta_1=d_beta_1, beta_2=d_beta_2,
+                                                     epsilon=1e-8)
+            # built now so a restore finds their slots instead of deferring it
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
+            self.id_net = None
+            if opt.lambda_id > 0:
+                from models.identity import load_identity_network
+                self.id_net = load_identity_network(opt.id_weights)
+
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
+            d_optimizer=self.d_optimizer, iteration=self.iteration, epoch=self.epoch, position=self.position)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.folder, "ckpt"),
+                                                  max_to_keep=opt.max_to_keep, checkpoint_name="ckpt")
+        self.g_compute = tf.function(self._g_compute)
+        self.d_compute = tf.function(self._d_compute)
+        self.g_apply = tf.function(self._apply(self.g_optimizer, self.generator))
+        self.d_apply = tf.function(self._apply(self.d_optimizer, self.discriminator))
+        self.predict = tf.function(lambda lr: self.generator(lr, training=False))
+        self.stop_signal = None
+        self.skipped_batches = 0
+        self.best_psnr = float("-inf")
+        self.last_logged = None
+
+    # -- step functions (traced) -------------------------------------------
+    def _reduce(self, per_example):
+        return self.tf.nn.compute_average_loss(per_example, global_batch_size=self.opt.batchSize)
+
+    def _sum(self, values):
+        return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in values.items()}
+
+    def _g_compute(self, batch, adversarial):
+        from losses import generator_losses
+
+        def replica(batch):
+            with self.tf.GradientTape() as tape:
+                outputs = self.generator(batch["lr"], training=True)
+                fake_logits = self.discriminator(outputs[0], training=False) if adversarial else None
+                losses = generator_losses(outputs, batch, self.weights[adversarial], self.id_net,
+                                          fake_logits, self._reduce)
+            return losses, tape.gradient(losses["G_total"], self.generator.trainable_variables)
+
+        losses, grads = self.strategy.run(replica, args=(batch,))
+        return self._sum(losses), grads
+
+    def _d_compute(self, batch):
+        from losses import discriminator_accuracy, discriminator_loss
+
+        def replica(batch):
+            sr = self.generator(batch["lr"], training=False)[0]
+            with self.tf.GradientTape() as tape:
+                real = self.discriminator(batch["hr"], training=True)
+                fake = self.discriminator(sr, training=True)
+                loss = self._reduce(discriminator_loss(real, fake))
+            grads = tape.gradient(loss, self.discriminator.trainable_variables)
+            return {"D_loss": loss, "D_accuracy": self._reduce(discriminator_accuracy(real, fake))}, grads
+
+        losses, grads = self.strategy.run(replica, args=(batch,))
+        return self._sum(losses), grads
+
+    def _apply(self, optimizer, model):
+        # a separate step from the gradients, so a NaN batch can be dropped before it touches the weights
+        def apply(grads):
+            self.strategy.run(lambda g: optimizer.apply_gradients(zip(g, model.trainable_variables)),
+                              args=(grads,))
+        return apply
+
+    # -- one iteration -----------------------------------------------------
+    def train_step(self, batch):
+        """One generator update (after D_steps_per_G discriminator ones in the GAN phase).
+
+        Returns the losses as floats, or None when the batch was skipped (--skip_nan).
+        """
+        adversarial = int(self.iteration.numpy()) >= self.gan_start
+        logs = {"D_loss": 0.0, "D_accuracy": float("nan")}
+        if adversarial:
+            for _ in range(self.opt.D_steps_per_G):
+                d_logs, d_grads = self.d_compute(batch)
+                d_logs = {k: float(v) for k, v in d_logs.items()}
+                if not self._finite(d_logs):
+                    return None
+                self.d_apply(d_grads)
+            logs.update(d_logs)
+        g_logs, g_grads = self.g_compute(batch, adversarial)
+        g_logs = {k: float(v) for k, v in g_logs.items()}
+        if not self._finite(g_logs):
+            return None
+        self.g_apply(g_grads)
+        logs.update(g_logs)
+        logs["beta"] = self.weights[adversarial].beta
+        return logs
+
+    def _finite(self, logs):
+        bad = [k for k, v in logs.items() if k != "D_accuracy" and not (abs(v) < float("inf"))]
+        if not bad:
+            return True
+        where = f"iteration {int(self.iteration.numpy()) + 1}: {', '.join(bad)} = " + \
+                ", ".join(str(logs[k]) for k in bad)
+        if self.opt.skip_nan:
+            self.skipped_batches += 1
+            self.log(f"skipped the batch of {where}")
+            return False
+        latest = self.manager.latest_checkpoint
+        raise TrainingError(f"{where}; stopped without saving"
+                            + (f", the last good checkpoint is {latest} (resume with --continue_train)"
+                               if latest else ", no checkpoint was saved yet")
+                            + "; --skip_nan skips such batches instead")
+
+    # -- start, resume ---------------------------------------------------------
+    def prepare_folder(self):
+        """Fail before training when the run folder is unusable or already holds another run."""
+        import shutil
+
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            probe = os.path.join(self.folder, ".write_test")
+            with open(probe, "w") as f:
+                f.write("ok")
+            os.remove(probe)
+        except OSError as err:
+            raise TrainingError(f"cannot write to {self.folder}: {err.strerror or err}")
+        variables = self.checkpoint_size()
+        free = shutil.disk_usage(self.folder).free
+        if free < 2 * variables:
+            raise TrainingError(f"{free / 2**30:.1f} GiB free under {self.folder}; a checkpoint takes "
+                                f"{variables / 2**30:.1f} GiB and saving needs twice that")
+        if self.manager.latest_checkpoint and not self.opt.continue_train:
+            raise TrainingError(f"{self.folder} already holds a run ({self.manager.latest_checkpoint}); "
+                                f"pass --continue_train to resume it, or choose another --save_path")
+
+    def checkpoint_size(self):
+        import numpy as np
+
+        variables = (self.generator.weights + self.discriminator.weights + self.g_optimizer.variables
+                     + self.d_optimizer.variables)
+        return sum(int(np.prod(v.shape)) * self.tf.as_dtype(v.dtype).size for v in variables)
+
+    def pick_checkpoint(self):
+        """The checkpoint --continue_train resumes: latest, or the one --which_epoch/--which_iter names."""
+        opt = self.opt
+        checkpoints = self.manager.checkpoints
+        if not checkpoints:
+            raise TrainingError(f"nothing to resume: no checkpoint in {os.path.join(self.folder, 'ckpt')}")
+        if opt.which_iter is None and opt.which_epoch is None:
+            return checkpoints[-1]
+        saved = []
+        for prefix in checkpoints:
+            reader = self.tf.train.load_checkpoint(prefix)
+            saved.append((prefix, int(reader.get_tensor("iteration/.ATTRIBUTES/VARIABLE_VALUE")),
+                          int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")),
+                          int(reader.get_tensor("position/.ATTRIBUTES/VARIABLE_VALUE"))))
+        if opt.which_iter is not None:
+            found = [p for p, it, _, _ in saved if it == opt.which_iter]
+            what, have = f"iteration {opt.which_iter}", ", ".join(str(it) for _, it, _, _ in saved)
+        else:
+            found = [p for p, _, ep, pos in saved if ep == opt.which_epoch and pos == 0]
+            what = f"the end of epoch {opt.which_epoch}"
+            have = ", ".join(f"epoch {ep}" for _, _, ep, pos in saved if pos == 0) or "none at an epoch end"
+        if not found:
+            raise TrainingError(f"no checkpoint saved at {what} in {self.manager.directory} (kept: {have})")
+        return found[-1]
+
+    def start(self):
+        """Restore (--continue_train) or initialise (--init_weights) the run; returns a status line."""
+        from models import load_generator
+
+        opt = self.opt
+        if opt.continue_train:
+            prefix = self.pick_checkpoint()
+            try:
+                self.checkpoint.read(prefix).assert_existing_objects_matched().expect_partial()
+            except (self.tf.errors.OpError, AssertionError, ValueError) as err:
+                raise TrainingError(f"cannot restore {prefix}: {str(err).splitlines()[0]}")
+            truncate_logs(self.folder, int(self.iteration.numpy()))
+            best = os.path.join(self.folder, "best", "best.json")
+            if os.path.exists(best):
+                with open(best, encoding="utf-8") as f:
+                    self.best_psnr = json.load(f)["psnr"]
+            return f"resumed {prefix} (iteration {int(self.iteration.numpy())})"
+        if opt.init_weights:
+            self.generator.set_weights(load_generator(opt.init_weights, opt.lr_size, opt.output_nc).get_weights())
+            return f"generator initialised from {opt.init_weights}"
+        return "new run"
+
+    # -- outputs ---------------------------------------------------------------
+    def log(self, message):
+        from tqdm import tqdm
+        tqdm.write(message)
+
+    def save(self):
+        from models import save_generator
+        from visualizer import loss_curves
+
+        iteration = int(self.iteration.numpy())
+        if not self.strategy.extended.should_checkpoint:
+            return None
+        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{iteration}"):
+            return self.manager.latest_checkpoint  # an epoch end that was also a --save_iter_freq point
+        prefix = self.manager.save(checkpoint_number=iteration)
+        export = os.path.join(self.folder, "generator.weights.h5")
+        save_generator(self.generator, export + ".tmp.weights.h5")
+        os.replace(export + ".tmp.weights.h5", export)
+        history = parse_loss_log(os.path.join(self.folder, "loss_log.txt"))
+        if history:
+            loss_curves(history, os.path.join(self.folder, "loss_curves.png"))
+        return prefix
+
+    def write_loss_line(self, logs):
+        iteration = int(self.iteration.numpy())
+        if iteration == self.last_logged:
+            return
+        self.last_logged = iteration
+        # the epoch being trained, 1-based; at an epoch's end, the one just finished
+        epoch = int(self.epoch.numpy()) + (1 if int(self.position.numpy()) > 0 else 0)
+        line = (f"(epoch: {epoch}, iters: {iteration}) "
+                + " ".join(f"{name}: {logs.get(key, 0.0):.4f}" for name, key in LOG_FIELDS))
+        with open(os.path.join(self.folder, "loss_log.txt"), "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def write_scalars(self, logs):
+        tf = self.tf
+        with self.writer.as_default(step=int(self.iteration.numpy())):
+            for key, value in logs.items():
+                if value == value:  # D accuracy is NaN before the GAN phase
+                    tf.summary.scalar(f"loss/{key}" if key.startswith(("L_", "G_", "D_loss")) else key, value)
+            tf.summary.scalar("learning_rate", float(self.opt.learning_rate))
+
+    def load_validation(self):
+        from data.images import upscale_bicubic
+        from data.pipeline import load_eval_set
+        from metrics.quality import quality
+
+        names, hr, lr = load_eval_set(self.opt, self.opt.test_path, limit=self.opt.val_images or None)
+        self.val_hr, self.val_lr = hr, lr
+        bicubic = [upscale_bicubic(l.astype("uint8"), self.opt.crop_size // self.opt.lr_size) for l in lr]
+        rows = [quality(b, h) for b, h in zip(bicubic, hr)]
+        self.val_bicubic = {k: float(sum(r[k] for r in rows) / len(rows)) for k in VAL_KEYS}
+        self.val_names = names
+
+    def super_resolve_validation(self):
+        import numpy as np
+        outputs = [self.predict(self.tf.constant(self.val_lr[i:i + VAL_BATCH]))
+                   for i in range(0, len(self.val_lr), VAL_BATCH)]
+        return [np.concatenate([o[k].numpy() for o in outputs]) for k in range(4)]
+
+    def validate(self):
+        """Mean PSNR/SSIM on the validation faces; keeps the best generator."""
+        from metrics.quality import quality, to_uint8
+        from models import save_generator
+
+        sr, *_ = self.super_resolve_validation()
+        rows = [quality(to_uint8(s), h) for s, h in zip(sr, self.val_hr)]
+        scores = {k: float(sum(r[k] for r in rows) / len(rows)) for k in VAL_KEYS}
+        iteration = int(self.iteration.numpy())
+        path = os.path.join(self.folder, "validation.csv")
+        new = not os.path.exists(path)
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(("iteration",) + VAL_KEYS + tuple(f"bicubic_{k}" for k in VAL_KEYS))
+            writer.writerow([iteration] + [f"{scores[k]:.4f}" for k in VAL_KEYS]
+                            + [f"{self.val_bicubic[k]:.4f}" for k in VAL_KEYS])
+        with self.writer.as_default(step=iteration):
+            for k in VAL_KEYS:
+                self.tf.summary.scalar(f"val/{k}", scores[k])
+        if scores["psnr"] > self.best_psnr and self.strategy.extended.should_checkpoint:
+            self.best_psnr = scores["psnr"]
+            best = os.path.join(self.folder, "best")
+            save_generator(self.generator, os.path.join(best, "generator.weights.h5"))
+            _atomic_write_text(os.path.join(best, "best.json"),
+                               json.dumps({"iteration": iteration, **scores}, indent=2))
+        return scores
+
+    def write_grid(self):
+        """LR (bicubic) | SR | HR | predicted edge 128 | Canny 128 of the first validation faces."""
+        import numpy as np
+
+        from data.canny import canny_targets
+        from data.images import upscale_bicubic
+        from metrics.quality import to_uint8
+        from visualizer import image_grid
+
+        count = min(GRID_IMAGES, len(self.val_lr))
+        sr, _, _, edge = [o.numpy() for o in self.predict(self.tf.constant(self.val_lr[:count]))]
+        canny = canny_targets(self.val_hr[:count], self.opt.canny_low, self.opt.canny_high,
+                              self.opt.canny_adaptive)[-1].numpy()
+        scale = self.opt.crop_size // self.opt.lr_size
+        gray = lambda m: np.repeat(to_uint8(m), 3, axis=-1)  # noqa: E731
+        rows = [[upscale_bicubic(self.val_lr[i].astype(np.uint8), scale), to_uint8(sr[i]), self.val_hr[i],
+                 gray(edge[i]), gray(canny[i])] for i in range(count)]
+        with self.writer.as_default(step=int(self.iteration.numpy())):
+            self.tf.summary.image("LR | SR | HR | edge | Canny", image_grid(rows)[None], max_outputs=1)
+
+    # -- the loop ---------------------------------------------------------------
+    def _on_signal(self, signum, _frame):
+        if self.stop_signal is not None:  # a second Ctrl-C: stop now
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        self.stop_signal = signum
+        self.log(f"{signal.Signals(signum).name}: finishing this step, then saving")
+
+    def fit(self):
+        from tqdm import tqdm
+
+        from options.base_options import save_options
+
+        tf, opt = self.tf, self.opt
+        self.prepare_folder()
+        status = self.start()
+        save_options(opt, self.folder)
+        self.writer = tf.summary.create_file_writer(os.path.join(self.folder, "logs"))
+        self.load_validation()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        print(f"{status}; {self.data.num_images} training images, {self.steps_per_epoch} iterations/epoch, "
+              f"{self.total_iters} iterations, GAN phase after iteration {self.gan_start}; "
+              f"validation bicubic PSNR {self.val_bicubic['psnr']:.2f} dB on {len(self.val_hr)} faces")
+
+        progress = tqdm(total=self.total_iters, initial=int(self.iteration.numpy()), unit="it",
+                        dynamic_ncols=True)
+        logs = None
+        while int(self.iteration.numpy()) < self.total_iters and self.stop_signal is None:
+            epoch, position = int(self.epoch.numpy()), int(self.position.numpy())
+            batches = self.strategy.experimental_distribute_dataset(
+                self.data.dataset(epoch, offset=position * opt.batchSize))
+            epoch_done = False
+            for batch in batches:
+                step_logs = self.train_step(batch)
+                self.position.assign_add(1)
+                # the epoch counter moves with its last batch, so a checkpoint saved there is an epoch end
+                epoch_done = int(self.position.numpy()) >= self.steps_per_epoch
+                if epoch_done:
+                    self.end_epoch()
+                if step_logs is not None:
+                    logs = step_logs
+                    self.iteration.assign_add(1)
+                    progress.update(1)
+                    progress.set_postfix({k: f"{logs[k]:.3g}" for k in ("G_total", "L_rgb", "L_e", "L_id",
+                                                                         "D_loss")})
+                    self.after_iteration(logs)
+                if epoch_done:
+                    self.after_epoch(logs)
+                if (epoch_done or self.stop_signal is not None
+                        or int(self.iteration.numpy()) >= self.total_iters):
+                    break
+            else:  # unreadable files ended the epoch early
+                self.end_epoch()
+                self.after_epoch(logs)
+        progress.close()
+
+        prefix = self.save()
+        if self.stop_signal is not None:
+            command = " ".join(shlex.quote(a) for a in [sys.executable, PROG] + self.resume_args())
+            print(f"stopped by {signal.Signals(self.stop_signal).name} at iteration "
+                  f"{int(self.iteration.numpy())}; saved {prefix}\nresume with: {command}")
+            return
+        scores = self.validate()
+        self.writer.flush()
+        print(f"done: {int(self.iteration.numpy())} iterations; validation PSNR {scores['psnr']:.2f} dB "
+              f"(bicubic {self.val_bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f} "
+              f"(bicubic {self.val_bicubic['ssim']:.4f}); generator: "
+              f"{os.path.join(self.folder, 'generator.weights.h5')}"
+              + (f"; skipped {self.skipped_batches} NaN batches" if self.skipped_batches else ""))
+
+    def resume_args(self):
+        args = [a for a in sys.argv[1:] if a not in ("--continue_train",)]
+        return args + ["--continue_train"]
+
+    def after_iteration(self, logs):
+        opt, iteration = self.opt, int(self.iteration.numpy())
+        last = iteration >= self.total_iters
+        if iteration % opt.print_iter_freq == 0 or last:
+            self.write_loss_line(logs)
+            self.write_scalars(logs)
+        if opt.display_iter_freq and iteration % opt.display_iter_freq == 0:
+            self.write_grid()
+        if opt.val_iter_freq and iteration % opt.val_iter_freq == 0 and not last:
+            scores = self.validate()
+            self.log(f"iteration {iteration}: validation PSNR {scores['psnr']:.2f} dB "
+                     f"(bicubic {self.val_bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f}")
+        if opt.save_iter_freq and iteration % opt.save_iter_freq == 0 and not last:
+            self.save()
+
+    def end_epoch(self):
+        self.epoch.assign_add(1)
+        self.position.assign(0)
+
+    def after_epoch(self, logs):
+        opt, epoch = self.opt, int(self.epoch.numpy())
+        if logs is None:
+            return
+        if opt.print_epoch_freq and epoch % opt.print_epoch_freq == 0:
+            self.write_loss_line(logs)
+        if opt.display_epoch_freq and epoch % opt.display_epoch_freq == 0:
+            self.write_grid()
+        if opt.save_epoch_freq and epoch % opt.save_epoch_freq == 0:
+            self.save()
+
+
+def main(argv=None):
+    opt = TrainOptions().parse(argv)
+    if not os.path.isdir(opt.train_path):
+        fail(f"--train_path {opt.train_path} is not a folder")
+    from models import CheckpointError
+    from models.identity import IdentityWeightsError
+
+    try:
+        trainer = Trainer(opt)
+    except (TrainingError, CheckpointError, IdentityWeightsError, ValueError) as err:
+        fail(str(err).splitlines()[0] + ("; or train without the identity loss: --lambda_id 0"
+                                         if isinstance(err, IdentityWeightsError) else ""))
+    try:
+        trainer.fit()
+    except (TrainingError, CheckpointError) as err:
+        fail(str(err))
+    return trainer
+
+
+if __name__ == "__main__":
+    main()
