@@ -3,9 +3,14 @@
     python test.py                                   # sample faces, default checkpoint
     python test.py --weight_path checkpoint/CelebA   # folder with G_weight.ckpt or generator.weights.h5
     python test.py --test_path LR_DIR --lr_input --image_save_path /abs/out
+    python test.py --no_fr --no_vif --no_tar_algo --no_tar_net   # PSNR/SSIM only (fast)
 
-Writes <stem>_SR.png and <stem>_LR.png per image, comparison.png, and (HR
-mode) metrics.csv and summary.json into <checkpoint_path>/<save_path>/<image_save_path>.
+Writes <stem>_SR.png and <stem>_LR.png per image, comparison.png, summary.json
+and (HR mode) metrics.csv into <checkpoint_path>/<save_path>/<image_save_path>,
+or into a new run_N sub-folder of it when it already holds results (see
+--overwrite). HR mode measures PSNR/SSIM (RGB and Y) and, unless switched off,
+the paper's FR-PSNR/FR-SSIM, VIF and identity TAR, each also for bicubic.
+Unreadable images are reported and skipped.
 """
 import csv
 import json
@@ -20,6 +25,9 @@ PROG = "test.py"
 METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y", "bicubic_psnr", "bicubic_ssim")
 NO_CHECKPOINT_HELP = ("train one with `python train.py`, or pass --weight_path to the authors' "
                       "G_weight.ckpt or a generator.weights.h5 (see README, 'Checkpoints')")
+RUN_PREFIX = "run_"
+OUTPUT_SUFFIXES = ("_SR.png", "_LR.png")
+FIGURE = "comparison.png"
 
 
 def fail(message):
@@ -28,30 +36,101 @@ def fail(message):
     sys.exit(1)
 
 
-def output_folder(opt):
+def warn(message):
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def requested_folder(opt):
     if os.path.isabs(opt.image_save_path):
         return opt.image_save_path
     return os.path.join(opt.experiment_dir, opt.image_save_path)
 
 
-def find_inputs(opt):
+def holds_results(folder):
+    if os.path.isfile(os.path.join(folder, "summary.json")):
+        return True
+    return any(name.endswith(OUTPUT_SUFFIXES[0]) for _, _, files in os.walk(folder) for name in files)
+
+
+def output_folder(opt):
+    """(folder to write, whether it is a new run_N beside earlier results)."""
+    folder = requested_folder(opt)
+    if opt.overwrite or not holds_results(folder):
+        return folder, False
+    n = 2
+    while os.path.exists(os.path.join(folder, f"{RUN_PREFIX}{n}")):
+        n += 1
+    return os.path.join(folder, f"{RUN_PREFIX}{n}"), True
+
+
+def is_earlier_result(path, out_root):
+    """An image test.py wrote before, when the output folder lies in --test_path."""
+    name = os.path.basename(path)
+    return (os.path.commonpath([out_root, os.path.realpath(path)]) == out_root
+            and (name.endswith(OUTPUT_SUFFIXES) or name == FIGURE))
+
+
+def find_inputs(opt, out_root):
     from data.images import IMAGE_EXTENSIONS, list_images
 
-    if not os.path.isdir(opt.test_path):
-        fail(f"--test_path {opt.test_path} is not a folder")
-    files = list_images(opt.test_path)
+    out_root = os.path.realpath(out_root)
+    files = [f for f in list_images(opt.test_path) if not is_earlier_result(f, out_root)]
     if not files:
         fail(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under --test_path {opt.test_path}")
     return files
 
 
-def load_weights(opt):
-    from models import CheckpointError, load_generator
+def load_model(opt):
+    from models import CheckpointError
+    from models.inference import load_inference
 
     try:
-        return load_generator(opt.weight_path, lr_size=opt.lr_size, output_nc=opt.output_nc)
+        return load_inference(opt.weight_path, lr_size=opt.lr_size, output_nc=opt.output_nc)
     except CheckpointError as err:
         fail(f"{err}; {NO_CHECKPOINT_HELP}")
+
+
+def face_evaluator(opt):
+    """IdentityEvaluator for the requested paper metrics, less those that cannot run here (warned)."""
+    if opt.lr_input:
+        return None
+    from metrics.face import FaceTools
+    from metrics.identity_match import IdentityEvaluator, load_identity_network
+    from metrics.vif import min_size
+    from models.identity import IdentityWeightsError, find_weights
+
+    want = {"fr": not opt.no_fr, "vif": not opt.no_vif, "tar_algo": not opt.no_tar_algo,
+            "tar_net": not opt.no_tar_net}
+    if want["vif"] and opt.crop_size < min_size():
+        warn(f"VIF is off: it needs faces of at least {min_size()} px, --crop_size is {opt.crop_size}")
+        want["vif"] = False
+    face_tools = identity_network = None
+    if want["fr"] or want["tar_algo"]:
+        try:
+            face_tools = FaceTools().check(descriptors=want["tar_algo"])
+        except ImportError as err:  # EvalDependencyError: dlib or its model files
+            names = [n for n, on in (("FR-PSNR/FR-SSIM", want["fr"]), ("TAR algorithm", want["tar_algo"])) if on]
+            warn(f"{' and '.join(names)} off: {err} to enable (--no_fr --no_tar_algo silences this)")
+            want["fr"] = want["tar_algo"] = False
+    if want["tar_net"]:
+        reason = None
+        try:
+            path = find_weights(opt.id_weights)
+        except IdentityWeightsError:
+            reason = (f"FaceNet weights file not found: {opt.id_weights}" if opt.id_weights
+                      else "no FaceNet weights found")
+        else:
+            try:
+                identity_network = load_identity_network(path)
+            except (ImportError, IdentityWeightsError) as err:
+                reason = str(err).splitlines()[0]
+        if reason:
+            warn(f"TAR network off: {reason}; run `python -m scripts.get_facenet_weights` or pass "
+                 f"--id_weights PATH to enable (--no_tar_net silences this)")
+            want["tar_net"] = False
+    if not any(want.values()):
+        return None
+    return IdentityEvaluator(**want, face_tools=face_tools, identity_network=identity_network)
 
 
 def prepare(path, opt):
@@ -76,12 +155,38 @@ def mean(values):
     return float(sum(finite) / len(finite)) if finite else float("nan")
 
 
+def json_value(value):
+    """NaN / inf (no image to average, identical images) as null: summary.json stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def summary_line(processed, out_dir, summary, new_run, skipped):
+    def pair(key, fmt, unit=""):
+        """'value (bicubic value)' of a summary key; n/a where the mean is undefined."""
+        values = [summary[k] for k in (key, "bicubic_" + key)]
+        return " (bicubic ".join("n/a" if v is None else f"{v:{fmt}}{unit}" for v in values) + ")"
+
+    line = f"{processed} images -> {out_dir}"
+    if new_run:
+        line += " (new run folder: the output folder held results; --overwrite writes into it)"
+    for key, label, fmt, unit in (("psnr", "PSNR", ".2f", " dB"), ("ssim", "SSIM", ".4f", ""),
+                                  ("fr_psnr", "FR-PSNR", ".2f", " dB"), ("vif", "VIF", ".3f", ""),
+                                  ("tar_algo_0.6", "TAR algorithm@0.6", ".1f", "%"),
+                                  ("tar_net_0.04", "TAR network@0.04", ".1f", "%")):
+        if key in summary:
+            line += f" | {label} {pair(key, fmt, unit)}"
+    if skipped:
+        line += f" | skipped {skipped}"
+    return line
+
+
 def main(argv=None):
     opt = TestOptions().parse(argv)
-    files = find_inputs(opt)
+    files = find_inputs(opt, requested_folder(opt))
 
     import numpy as np
-    import tensorflow as tf
     from tqdm import tqdm
 
     from data.images import ImageReadError, upscale_bicubic
@@ -89,17 +194,14 @@ def main(argv=None):
     from utils import describe_device, output_stems, write_png
     from visualizer import comparison_figure
 
-    generator = load_weights(opt)
-    out_dir = output_folder(opt)
+    model = load_model(opt)
+    evaluator = face_evaluator(opt)
+    out_dir, new_run = output_folder(opt)
     os.makedirs(out_dir, exist_ok=True)
     stems = dict(zip(files, output_stems(files, opt.test_path)))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-    def super_resolve(lr):
-        return generator(lr, training=False)
-
     rows, samples, skipped = [], [], []
-    generator_seconds, timed_images, warmed_up = 0.0, 0, False
+    generator_seconds, processed, warmed_up = 0.0, 0, False
     progress = tqdm(total=len(files), desc="super-resolving", unit="img")
     for chunk in batches(files, opt.batchSize):
         names, hrs, lrs = [], [], []
@@ -108,7 +210,7 @@ def main(argv=None):
                 hr, lr = prepare(path, opt)
             except ImageReadError as err:
                 skipped.append(path)
-                tqdm.write(f"skipped {path}: {err}")
+                tqdm.write(f"{PROG}: skipped {path}: {err}", file=sys.stderr)
                 continue
             names.append(path)
             hrs.append(hr)
@@ -116,59 +218,56 @@ def main(argv=None):
         progress.update(len(chunk))
         if not names:
             continue
-        lr_batch = tf.constant(np.stack(lrs).astype(np.float32))
+        lr_batch = np.stack(lrs).astype(np.float32)
         if not warmed_up:
-            super_resolve(lr_batch)  # tracing and kernel set-up stay out of the timing
+            model.predict(lr_batch)  # tracing and kernel set-up stay out of the timing
             warmed_up = True
         start = time.perf_counter()
-        sr_batch, *edges = super_resolve(lr_batch)
-        sr_batch = sr_batch.numpy()
+        sr_batch, edges = model.predict(lr_batch)
         generator_seconds += time.perf_counter() - start
-        timed_images += len(names)
-        edges = [e.numpy() for e in edges]
+        processed += len(names)
 
         for i, (path, hr, lr) in enumerate(zip(names, hrs, lrs)):
             stem = stems[path]
             sr = to_uint8(sr_batch[i])
             bicubic = upscale_bicubic(lr, sr.shape[0] // lr.shape[0])
-            write_png(os.path.join(out_dir, stem + "_SR.png"), sr)
-            write_png(os.path.join(out_dir, stem + "_LR.png"), bicubic)
+            write_png(os.path.join(out_dir, stem + OUTPUT_SUFFIXES[0]), sr)
+            write_png(os.path.join(out_dir, stem + OUTPUT_SUFFIXES[1]), bicubic)
             if hr is not None:
                 row = {"name": stem, **quality(sr, hr),
                        "bicubic_psnr": psnr(bicubic, hr), "bicubic_ssim": ssim(bicubic, hr)}
+                if evaluator is not None:
+                    row.update(evaluator.per_image(sr, bicubic, hr))
                 rows.append(row)
             if len(samples) < opt.num_figures:
-                samples.append({"name": os.path.basename(stem), "lr": lr, "bicubic": bicubic, "sr": sr,
-                                "hr": hr, "edges": [e[i] for e in edges]})
+                samples.append({"name": os.path.basename(stem), "lr": lr, "bicubic": bicubic, "sr": sr, "hr": hr,
+                                "edges": [e[i] for e in edges]})
     progress.close()
 
-    processed = timed_images
     if processed == 0:
         fail(f"none of the {len(files)} images under {opt.test_path} could be read")
     if samples:
-        comparison_figure(samples, os.path.join(out_dir, "comparison.png"),
+        comparison_figure(samples, os.path.join(out_dir, FIGURE),
                           title=f"EIPNet x8: {os.path.basename(os.path.normpath(opt.weight_path))}")
     summary = {"images": processed, "skipped": len(skipped),
-               "images_per_s": timed_images / generator_seconds if generator_seconds > 0 else None,
-               "device": describe_device(), "weight_path": opt.weight_path,
+               "images_per_s": processed / generator_seconds if generator_seconds > 0 else None,
+               "device": describe_device(), "backend": model.name, "weight_path": opt.weight_path,
                "mode": "lr_input" if opt.lr_input else "hr"}
     if rows:
+        columns = METRIC_KEYS + (evaluator.per_image_keys if evaluator is not None else ())
         with open(os.path.join(out_dir, "metrics.csv"), "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(("name",) + METRIC_KEYS)
+            writer.writerow(("name",) + columns)
             for row in rows:
-                writer.writerow([row["name"]] + [f"{row[k]:.6f}" for k in METRIC_KEYS])
+                writer.writerow([row["name"]] + [f"{row[k]:.6f}" for k in columns])
         summary.update({k: mean([row[k] for row in rows]) for k in METRIC_KEYS})
+        if evaluator is not None:
+            summary.update(evaluator.summary(rows))
+    summary = {k: json_value(v) for k, v in summary.items()}
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+        json.dump(summary, f, indent=2, allow_nan=False)
 
-    line = f"{processed} images -> {out_dir}"
-    if rows:
-        line += (f" | PSNR {summary['psnr']:.2f} dB (bicubic {summary['bicubic_psnr']:.2f}), "
-                 f"SSIM {summary['ssim']:.4f} (bicubic {summary['bicubic_ssim']:.4f})")
-    if skipped:
-        line += f" | skipped {len(skipped)}"
-    print(line)
+    print(summary_line(processed, out_dir, summary, new_run, len(skipped)))
     return summary
 
 

@@ -19,18 +19,26 @@ def output_stems(paths, root):
     """Output stem for each input, relative to `root`, unique and inside it.
 
     Sub-folders are mirrored; a stem shared by two files of one folder
-    (a.jpg, a.png) keeps its extension to stay unique.
+    (a.jpg, a.png) keeps its extension. Uniqueness ignores case, since the
+    output folder may live on a case-insensitive file system (x.jpg, x.JPG);
+    any clash left gets a _2, _3 ... suffix.
     """
     rel = [os.path.relpath(p, root) for p in paths]
     stems = [os.path.splitext(r)[0] for r in rel]
-    seen = {}
+    counts = {}
     for s in stems:
-        seen[s] = seen.get(s, 0) + 1
-    out = []
+        counts[s.casefold()] = counts.get(s.casefold(), 0) + 1
+    out, taken = [], set()
     for r, s in zip(rel, stems):
-        stem = s if seen[s] == 1 else s + "_" + os.path.splitext(r)[1].lstrip(".").lower()
-        parts = [p for p in stem.replace("\\", "/").split("/") if p not in ("", ".", "..")]
-        out.append(os.path.join(*parts))
+        if counts[s.casefold()] > 1:
+            s += "_" + os.path.splitext(r)[1].lstrip(".")
+        parts = [p for p in s.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+        stem = os.path.join(*parts) if parts else "image"
+        unique, n = stem, 2
+        while unique.casefold() in taken:
+            unique, n = f"{stem}_{n}", n + 1
+        taken.add(unique.casefold())
+        out.append(unique)
     return out
 
 

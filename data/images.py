@@ -37,7 +37,10 @@ def read_image(path):
         raise ImageReadError(f"cannot open: {err.strerror or err}") from err
     if raw.size == 0:
         raise ImageReadError("empty file")
-    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    # Not IMREAD_UNCHANGED: that one ignores the EXIF orientation which the
+    # released code's cv2.imread applied; these flags keep 16-bit depth, drop
+    # alpha and turn CMYK into BGR.
+    image = cv2.imdecode(raw, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise ImageReadError("not a decodable image")
     return to_rgb8(image)

@@ -91,9 +91,14 @@ def load_generator(path, lr_size=16, output_nc=3):
     except CheckpointError:
         raise
     except (tf.errors.OpError, OSError, ValueError, KeyError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"cannot read checkpoint {resolved}: {message}") from err
+        raise CheckpointError(f"cannot read checkpoint {resolved}: {_one_line(err)}") from err
     return generator
+
+
+def _one_line(err, lines=2):
+    """The gist of a library error as one line (Keras names the failing layer on its second line)."""
+    parts = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(parts[:lines]) or type(err).__name__
 
 
 def save_generator(generator, path):
@@ -112,7 +117,7 @@ def _load_h5(generator, path):
     try:
         generator.load_weights(path)
     except ValueError as err:
-        raise CheckpointError(f"checkpoint {path} does not fit the generator: {err}") from err
+        raise CheckpointError(f"checkpoint {path} does not fit the generator: {_one_line(err)}") from err
 
 
 def _is_tf1_checkpoint(prefix):
@@ -154,4 +159,4 @@ def _load_training_checkpoint(generator, prefix):
     try:
         status.assert_existing_objects_matched()
     except AssertionError as err:
-        raise CheckpointError(f"checkpoint {prefix} does not fit the generator: {err}") from err
+        raise CheckpointError(f"checkpoint {prefix} does not fit the generator: {_one_line(err)}") from err

@@ -1,0 +1,37 @@
+"""Running a trained generator for inference, whatever form its weights take.
+
+`load_inference(path)` picks a backend by the kind of file at `path` and
+returns an object with `.name` and `.predict(lr) -> (sr, edges)`: `lr` is a
+float32 batch [N, h, w, 3] on [0, 255], `sr` a float32 numpy batch on the same
+(unclipped) scale, `edges` the three edge maps as numpy arrays, or None for a
+backend whose exported graph does not return them.
+"""
+import tensorflow as tf
+
+from models.checkpoint import load_generator
+
+
+class KerasInference:
+    """The Keras generator with weights from any format `load_generator` reads."""
+
+    name = "keras"
+
+    def __init__(self, path, lr_size=16, output_nc=3):
+        self.generator = load_generator(path, lr_size=lr_size, output_nc=output_nc)
+        # One trace serves every batch size and LR size.
+        self._run = tf.function(lambda lr: self.generator(lr, training=False),
+                                input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+
+    def predict(self, lr):
+        sr, *edges = self._run(tf.convert_to_tensor(lr, tf.float32))
+        return sr.numpy(), [e.numpy() for e in edges]
+
+
+def backend_for(path):
+    """The inference class for the weights at `path`."""
+    return KerasInference
+
+
+def load_inference(path, lr_size=16, output_nc=3):
+    """A ready inference object for the weights at `path`; raises CheckpointError."""
+    return backend_for(path)(path, lr_size=lr_size, output_nc=output_nc)

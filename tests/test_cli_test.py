@@ -1,0 +1,234 @@
+"""`python test.py` end to end (issue 2), with a random-weight generator.
+
+The expected SR images are computed here from the released code's data
+recipe (cv2 only) and the in-memory generator, not through test.py's helpers.
+Most runs switch the paper's heavy metrics off; one runs them on 2 faces.
+"""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio
+
+from models import build_generator, save_generator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_IMAGES = os.path.join(ROOT, "datasets", "test")
+STEMS = sorted(os.path.splitext(n)[0] for n in os.listdir(TEST_IMAGES))
+NO_HEAVY = ["--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"]
+BASE_COLUMNS = ["name", "psnr", "ssim", "psnr_y", "ssim_y", "bicubic_psnr", "bicubic_ssim"]
+PAPER_KEYS = ["fr_psnr", "fr_ssim", "fr_images", "vif", "tar_algo_0.5", "tar_algo_0.6",
+              "tar_net_0.02", "tar_net_0.04"]
+
+
+def run_test_py(*args, env=None, timeout=400):
+    return subprocess.run([sys.executable, "test.py", "--gpu_ids", "-1", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def read_rgb(path):
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def released_hr(path):
+    """The released test recipe: largest centred square, 128x128 INTER_LINEAR."""
+    image = read_rgb(path)
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return cv2.resize(image[top:top + side, left:left + side], (128, 128), interpolation=cv2.INTER_LINEAR)
+
+
+def released_lr(hr):
+    for _ in range(3):
+        hr = cv2.resize(hr, (hr.shape[1] // 2, hr.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    return hr
+
+
+def super_resolve(generator, lrs):
+    sr = generator(np.stack(lrs).astype(np.float32))[0].numpy()
+    return np.clip(np.round(sr), 0, 255).astype(np.uint8)
+
+
+def assert_close_images(got, expected):
+    """Equal up to float rounding: at most 1 grey level apart, nearly everywhere identical."""
+    diff = np.abs(got.astype(int) - expected.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    """Random generator whose output spreads over [0, 255] (the raw init gives ~[-5, 8])."""
+    keras.utils.set_random_seed(7)
+    g = build_generator()
+    g.rgb.kernel.assign(g.rgb.kernel * 15.0)
+    g.rgb.bias.assign([128.0, 128.0, 128.0])
+    folder = tmp_path_factory.mktemp("weights")
+    save_generator(g, str(folder / "generator.weights.h5"))
+    g.weights_folder = folder
+    return g
+
+
+@pytest.fixture(scope="module")
+def hr_run(generator, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hr") / "result"
+    result = run_test_py("--weight_path", generator.weights_folder, "--test_path", TEST_IMAGES,
+                         "--image_save_path", out, *NO_HEAVY)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_hr_mode_writes_every_output(hr_run):
+    out, result = hr_run
+    for stem in STEMS:
+        for suffix in ("_SR.png", "_LR.png"):
+            assert cv2.imread(str(out / (stem + suffix))).shape == (128, 128, 3)
+    assert cv2.imread(str(out / "comparison.png")) is not None
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 8 and summary["skipped"] == 0 and summary["mode"] == "hr"
+    assert summary["images_per_s"] > 0 and summary["device"].startswith(("CPU", "GPU"))
+    assert not any(k in summary for k in PAPER_KEYS)  # switched off
+    with open(out / "metrics.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == BASE_COLUMNS and sorted(r[0] for r in rows[1:]) == STEMS
+    means = np.mean([[float(v) for v in r[1:]] for r in rows[1:]], axis=0)
+    assert summary["psnr"] == pytest.approx(means[0], abs=1e-5)
+    assert f"8 images -> {out}" in result.stdout and "PSNR" in result.stdout
+
+
+def test_sr_images_match_an_independent_computation(hr_run, generator):
+    out, _ = hr_run
+    hrs = [released_hr(os.path.join(TEST_IMAGES, s + ".jpg")) for s in STEMS]
+    lrs = [released_lr(hr) for hr in hrs]
+    expected = super_resolve(generator, lrs)
+    with open(out / "metrics.csv", newline="", encoding="utf-8") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    for stem, hr, lr, sr in zip(STEMS, hrs, lrs, expected):
+        written = read_rgb(out / (stem + "_SR.png"))
+        assert_close_images(written, sr)
+        assert sr.std() > 5  # the random generator does not give a flat image
+        bicubic = read_rgb(out / (stem + "_LR.png"))
+        np.testing.assert_array_equal(bicubic, cv2.resize(lr, (128, 128), interpolation=cv2.INTER_CUBIC))
+        assert float(rows[stem]["psnr"]) == pytest.approx(peak_signal_noise_ratio(hr, written, data_range=255),
+                                                          abs=1e-5)
+        assert float(rows[stem]["bicubic_psnr"]) == pytest.approx(
+            peak_signal_noise_ratio(hr, bicubic, data_range=255), abs=1e-5)
+
+
+def test_batches_and_a_second_run_beside_the_first(hr_run, generator, tmp_path):
+    """--batchSize 3 into a folder that holds results; missing eval dependencies only warn."""
+    out, _ = hr_run
+    before = {p: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    fake = tmp_path / "fake_site"
+    fake.mkdir()
+    (fake / "dlib.py").write_text("raise ImportError('No module named dlib')\n")
+    env = dict(os.environ, PYTHONPATH=str(fake))
+    result = run_test_py("--weight_path", generator.weights_folder / "generator.weights.h5",
+                         "--test_path", TEST_IMAGES, "--image_save_path", out, "--batchSize", 3,
+                         "--no_vif", "--id_weights", tmp_path / "absent.weights.h5", "--num_figures", 0, env=env)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("test.py: warning:")]
+    assert len(warnings) == 2
+    assert "FR-PSNR/FR-SSIM and TAR algorithm off" in warnings[0] and "requirements-eval.txt" in warnings[0]
+    assert "TAR network off" in warnings[1] and "absent.weights.h5" in warnings[1]
+    assert "scripts.get_facenet_weights" in warnings[1]
+    run2 = out / "run_2"
+    assert str(run2) in result.stdout and "--overwrite" in result.stdout
+    assert {p: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # first run untouched
+    for stem in STEMS:
+        assert_close_images(read_rgb(run2 / (stem + "_SR.png")), read_rgb(out / (stem + "_SR.png")))
+    assert not (run2 / "comparison.png").exists()
+    summary = json.loads((run2 / "summary.json").read_text())
+    assert summary["images"] == 8 and not any(k in summary for k in PAPER_KEYS)
+
+
+def test_lr_input(generator, tmp_path):
+    rng = np.random.default_rng(3)
+    src = tmp_path / "lr"
+    src.mkdir()
+    faces = {f"face{i}": rng.integers(0, 256, (16, 16, 3)).astype(np.uint8) for i in range(3)}
+    faces["odd"] = rng.integers(0, 256, (20, 24, 3)).astype(np.uint8)
+    for stem, image in faces.items():
+        cv2.imwrite(str(src / (stem + ".png")), image[:, :, ::-1])
+    out = tmp_path / "out"  # absolute
+    result = run_test_py("--weight_path", generator.weights_folder, "--test_path", src, "--lr_input",
+                         "--image_save_path", out, "--num_figures", 0, *NO_HEAVY)
+    assert result.returncode == 0, result.stderr
+    # 20x24 -> centred 20x20 -> 16x16 by area averaging (a shrink)
+    lrs = {**faces, "odd": cv2.resize(faces["odd"][:, 2:22], (16, 16), interpolation=cv2.INTER_AREA)}
+    expected = super_resolve(generator, list(lrs.values()))
+    for stem, sr in zip(lrs, expected):
+        assert_close_images(read_rgb(out / (stem + "_SR.png")), sr)
+        np.testing.assert_array_equal(read_rgb(out / (stem + "_LR.png")),
+                                      cv2.resize(lrs[stem], (128, 128), interpolation=cv2.INTER_CUBIC))
+    assert not (out / "metrics.csv").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "lr_input" and summary["images"] == 4 and "psnr" not in summary
+
+
+def test_help_lists_every_flag():
+    result = subprocess.run([sys.executable, "test.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0
+    base = ["save_path", "gpu_ids", "checkpoint_path", "train_path", "test_path", "batchSize", "load_size",
+            "crop_size", "output_nc", "dataset_mode"]
+    test = ["weight_path", "image_save_path", "overwrite", "lr_input", "num_figures", "no_fr", "no_vif",
+            "no_tar_algo", "no_tar_net", "id_weights"]
+    for flag in base + test:
+        assert f"--{flag}" in result.stdout, flag
+
+
+def test_paper_metrics_on_two_faces(generator, tmp_path):
+    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
+    from metrics.face import EvalDependencyError, FaceTools, fr_quality
+    from metrics.vif import vif
+    from models.identity import CONVERTED_WEIGHTS, KERAS_FACENET_WEIGHTS
+
+    try:
+        tools = FaceTools().check()
+    except EvalDependencyError as err:
+        pytest.skip(str(err))
+    weights = next((w for w in (KERAS_FACENET_WEIGHTS, CONVERTED_WEIGHTS) if os.path.isfile(w)), None)
+    if weights is None:
+        pytest.skip("no FaceNet weights: run `python -m scripts.get_facenet_weights`")
+    src = tmp_path / "faces"
+    src.mkdir()
+    stems = STEMS[:2]
+    for stem in stems:
+        shutil.copy(os.path.join(TEST_IMAGES, stem + ".jpg"), src)
+    out = tmp_path / "out"
+    result = run_test_py("--weight_path", generator.weights_folder, "--test_path", src,
+                         "--image_save_path", out, "--id_weights", weights)
+    assert result.returncode == 0, result.stderr
+    assert "test.py: warning" not in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    for key in PAPER_KEYS:
+        assert key in summary and "bicubic_" + key in summary, key
+    for key in PAPER_KEYS[4:]:  # percent of 2 faces
+        assert summary[key] in (0.0, 50.0, 100.0), key
+    assert 0 <= summary["fr_images"] <= 2
+    assert "FR-PSNR" in result.stdout and "TAR" in result.stdout
+    with open(out / "metrics.csv", newline="", encoding="utf-8") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    for stem in stems:
+        hr = released_hr(os.path.join(TEST_IMAGES, stem + ".jpg"))
+        sr = read_rgb(out / (stem + "_SR.png"))
+        assert float(rows[stem]["vif"]) == pytest.approx(vif(hr, sr), abs=1e-6)
+        box = tools.detect_box(hr)
+        fr_psnr = fr_quality(sr, hr, box)[0]
+        if np.isnan(fr_psnr):
+            assert rows[stem]["fr_psnr"] == "nan"
+        else:
+            assert float(rows[stem]["fr_psnr"]) == pytest.approx(fr_psnr, abs=1e-5)
+        assert 0.0 <= float(rows[stem]["dist_net"]) <= 4.0
+    for kind, threshold in (("algo", 0.5), ("algo", 0.6), ("net", 0.02), ("net", 0.04)):
+        for prefix in ("", "bicubic_"):
+            accepted = [float(r[f"{prefix}dist_{kind}"]) <= threshold for r in rows.values()]  # nan: rejected
+            assert summary[f"{prefix}tar_{kind}_{threshold:g}"] == pytest.approx(100 * np.mean(accepted))
