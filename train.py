@@ -424,7 +424,10 @@ class Trainer:
         self.load_validation()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
-        print(f"{status}; {self.data.num_images} training images, {self.steps_per_epoch} iterations/epoch, "
+        unreadable = len(self.data.unreadable)
+        print(f"{status}; {self.data.num_images} training images"
+              + (f" ({unreadable} unreadable, skipped)" if unreadable else "")
+              + f", {self.steps_per_epoch} iterations/epoch, "
               f"{self.total_iters} iterations, GAN phase after iteration {self.gan_start}; "
               f"validation bicubic PSNR {self.val_bicubic['psnr']:.2f} dB on {len(self.val_hr)} faces")
 
@@ -472,7 +475,8 @@ class Trainer:
               f"(bicubic {self.val_bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f} "
               f"(bicubic {self.val_bicubic['ssim']:.4f}); generator: "
               f"{os.path.join(self.folder, 'generator.weights.h5')}"
-              + (f"; skipped {self.skipped_batches} NaN batches" if self.skipped_batches else ""))
+              + (f"; skipped {self.skipped_batches} NaN batches" if self.skipped_batches else "")
+              + (f"; skipped {len(self.data.unreadable)} unreadable images" if self.data.unreadable else ""))
 
     def resume_args(self):
         args = [a for a in sys.argv[1:] if a not in ("--continue_train",)]

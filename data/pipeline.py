@@ -39,6 +39,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from data.augment import augment
 from data.canny import HIGH, LOW, canny_maps
@@ -157,6 +158,11 @@ class TrainData:
         return len(self.files) if self._ok is None else int(self._ok.sum())
 
     @property
+    def unreadable(self):
+        """Paths found unreadable so far (all of them once the cache is built)."""
+        return sorted(self._bad)
+
+    @property
     def steps_per_epoch(self):
         return self.num_images // self.batch_size
 
@@ -194,7 +200,9 @@ class TrainData:
         log.info("caching %d training images (%.0f MiB)", len(self.files), self.cache_bytes / 2 ** 20)
         cache = np.empty((len(self.files), self.load_size, self.load_size, 3), np.uint8)
         ok = np.zeros(len(self.files), bool)
-        for i, (image, good) in enumerate(self._decoded(self.files).as_numpy_iterator()):
+        decoded = self._decoded(self.files).as_numpy_iterator()
+        for i, (image, good) in enumerate(tqdm(decoded, total=len(self.files), desc="reading training images",
+                                               unit="img", leave=False)):
             cache[i] = image
             ok[i] = good
         self._check_batch(int(ok.sum()))
