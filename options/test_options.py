@@ -39,12 +39,28 @@ class TestOptions(BaseOptions):
         parser.add_argument("--id_weights", default=None,
                             help="FaceNet weights (.weights.h5 or Keras 2 .h5) for TAR 'network'; default: the "
                                  "cached keras-facenet model, else `python -m scripts.get_facenet_weights`'s file")
+        parser.add_argument("--real_world", action="store_true",
+                            help="the images are photos: find every face (MTCNN), align it to the training "
+                                 "frame, super-resolve it and paste it back into the photo upscaled by --upscale")
+        parser.add_argument("--upscale", type=int, default=8,
+                            help="with --real_world: how many times larger the output photo is")
+        parser.add_argument("--min_face", type=float, default=20,
+                            help="with --real_world: faces whose detected box is smaller (px) are skipped and counted")
         return parser
 
     def validate(self, opt, parser):
         super().validate(opt, parser)
         if opt.num_figures < 0:
             parser.error(f"--num_figures must be >= 0, got {opt.num_figures}")
+        if opt.real_world and opt.lr_input:
+            parser.error("--real_world and --lr_input exclude each other: photos are not LR faces")
+        if opt.real_world and opt.crop_size != 128:
+            parser.error(f"--real_world aligns faces to the 128x128 training frame: --crop_size must be 128, "
+                         f"got {opt.crop_size}")
+        if opt.upscale < 1:
+            parser.error(f"--upscale must be at least 1, got {opt.upscale}")
+        if opt.min_face < 0:
+            parser.error(f"--min_face must be >= 0, got {opt.min_face}")
         if not os.path.isdir(opt.test_path):
             parser.error(f"--test_path {opt.test_path} is not a folder")
         if not opt.lr_input and opt.crop_size < MIN_HR_CROP:

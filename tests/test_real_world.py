@@ -273,3 +273,36 @@ def test_random_weight_generator_and_written_outputs(scene, detector, tmp_path):
         assert read_image(str(tmp_path / "group_faces" / f"{k}_SR.png")).shape == (128, 128, 3)
     assert os.path.getsize(tmp_path / "group_before_after.png") > 0
     assert len(written) == 2 + 2 * len(PASTED)
+
+
+def test_test_py_real_world_cli(tmp_path):
+    """python test.py --real_world on a folder: a photo with faces, one without, one unreadable."""
+    import json
+    import subprocess
+    import sys
+
+    from models import build_generator, save_generator
+    from utils import write_png
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo, _ = make_photo(seed=3, tiny=False)
+    write_png(str(photos / "group.png"), photo)
+    write_png(str(photos / "empty wall.png"), background(4, (120, 90)))
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    weights = tmp_path / "generator.weights.h5"
+    save_generator(build_generator(), str(weights))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "test.py", "--real_world", "--test_path", str(photos), "--weight_path",
+                             str(weights), "--image_save_path", str(out), "--upscale", "2", "--gpu_ids", "-1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "real_world" and summary["photos"] == 2 and summary["skipped"] == 1
+    assert summary["faces"] == len(PASTED) and summary["photos_without_face"] == 1
+    composed = read_image(str(out / "group_SR.png"))
+    assert composed.shape == (photo.shape[0] * 2, photo.shape[1] * 2, 3)
+    assert read_image(str(out / "empty wall_SR.png")).shape == (240, 180, 3)
+    assert sorted(os.listdir(out / "group_faces")) == sorted(
+        f"{k}_{kind}.png" for k in range(len(PASTED)) for kind in ("SR", "LR"))
+    assert "broken.jpg" in result.stderr and "no face" in result.stdout
