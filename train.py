@@ -2,19 +2,30 @@
 
     python train.py --train_path FACES --dataset_mode celeba --batchSize 16
     python train.py ... --continue_train          # resume exactly where it stopped
+    python train.py ... --strategy mirrored       # every visible GPU (README: multi-worker)
 
 Everything goes to <checkpoint_path>/<save_path>/: ckpt/ (training checkpoints),
 generator.weights.h5 (latest generator, for test.py), best/ (best validation
 PSNR), logs/ (TensorBoard), loss_log.txt, validation.csv, loss_curves.png,
 opt.txt / opt.json.
+
+Distributed (--strategy): --batchSize is the global batch; each step's losses
+are averaged over it (compute_average_loss) and the gradients summed over the
+replicas, so N replicas make the same update as one device on the same batch.
+The data position (epoch, global batches done) means the same under any
+number of replicas, so a run resumes under another one. Only the chief writes
+files; the loop's decisions (skip, stop) come from values reduced over all
+replicas, so every worker takes the same ones.
 """
 import csv
 import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
+import tempfile
 
 from options.train_options import D_BETAS, PAPER_GAN_START, TrainOptions
 
@@ -25,6 +36,7 @@ LOG_FIELDS = (("G_total", "G_total"), ("MSE", "L_rgb"), ("EDGE", "L_e"), ("YUV",
 VAL_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
 GRID_IMAGES = 4
 VAL_BATCH = 16
+MIXED_POLICY = "mixed_float16"
 
 
 class TrainingError(RuntimeError):
@@ -73,6 +85,51 @@ def truncate_logs(folder, iteration):
             _atomic_write_text(path, "".join(kept))
 
 
+class LossScale:
+    """Dynamic loss scaling of one network under float16: Keras' LossScaleOptimizer rule.
+
+    An update whose gradients overflow is skipped and halves the scale; 2000
+    good updates in a row double it. Not LossScaleOptimizer itself: under a
+    strategy it tests the first replica's gradients before they are summed
+    (another replica's overflow reaches the weights) and skips inside the graph;
+    here the host decides from every replica's gradients. It starts at 2^8, not
+    Keras' 2^15 (made for losses near 1): these losses are 1e3-1e5 on the
+    [0, 255] scale, and from 2^15 the first six updates overflowed.
+    """
+
+    INITIAL = 2.0 ** 8
+    GROWTH_STEPS = 2000
+
+    def __init__(self, tf, name):
+        self.value = tf.Variable(self.INITIAL, trainable=False, name=f"{name}_loss_scale")
+        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name=f"{name}_good_steps")
+
+    def update(self, finite):
+        if not finite:
+            self.value.assign(self.value / 2)
+            self.good_steps.assign(0)
+        elif int(self.good_steps.assign_add(1).numpy()) >= self.GROWTH_STEPS:
+            self.value.assign(self.value * 2)
+            self.good_steps.assign(0)
+
+
+def make_strategy(name):
+    """The tf.distribute strategy of --strategy (before any other TF op: multi-worker needs that)."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise TrainingError("--strategy multi_worker needs TF_CONFIG: the cluster's workers and this "
+                                "one's task (README)")
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except ValueError as err:
+            raise TrainingError(f"bad TF_CONFIG: {str(err).splitlines()[0]}")
+    return tf.distribute.get_strategy()
+
+
 class Trainer:
     """One training run: its networks, optimizers, data position and logs."""
 
@@ -88,6 +145,11 @@ class Trainer:
         self.tf = tf
         self.folder = opt.experiment_dir
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = self.strategy.extended.should_checkpoint
+        replicas = self.strategy.num_replicas_in_sync
+        if opt.batchSize % replicas:
+            raise TrainingError(f"--batchSize {opt.batchSize} does not split evenly over {replicas} replicas: "
+                                f"give a multiple of {replicas}")
         keras.utils.set_random_seed(opt.seed)
 
         self.data = TrainData(opt)
@@ -101,9 +163,16 @@ class Trainer:
         self.weights = {phase: LossWeights.from_options(opt, phase) for phase in (False, True)}
 
         with self.strategy.scope():
-            self.generator = build_generator(opt.lr_size, opt.output_nc)
-            self.discriminator = Discriminator()
-            self.discriminator(tf.zeros([1, opt.crop_size, opt.crop_size, opt.output_nc]))
+            # the policy is read when layers are made: set only for them, so nothing else in the process changes
+            policy = keras.mixed_precision.global_policy()
+            if opt.mixed_precision:
+                keras.mixed_precision.set_global_policy(MIXED_POLICY)
+            try:
+                self.generator = build_generator(opt.lr_size, opt.output_nc)
+                self.discriminator = Discriminator()
+                self.discriminator(tf.zeros([1, opt.crop_size, opt.crop_size, opt.output_nc]))
+            finally:
+                keras.mixed_precision.set_global_policy(policy)
             self.g_optimizer = keras.optimizers.Adam(opt.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
             d_beta_1, d_beta_2 = D_BETAS[opt.d_betas]
             self.d_optimizer = keras.optimizers.Adam(opt.learning_rate, beta_1=d_beta_1, beta_2=d_beta_2,
@@ -114,14 +183,24 @@ class Trainer:
             self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
+            # this worker's wish to stop (a signal), summed over the replicas in each generator step
+            self.stop_vote = tf.Variable(0.0, trainable=False, name="stop_vote")
+            self.loss_scale = ({net: LossScale(tf, net) for net in ("G", "D")} if opt.mixed_precision else {})
             self.id_net = None
             if opt.lambda_id > 0:
+                # float32 even with --mixed_precision: a tenth of the step's work, and L_id compares
+                # softmaxes of nearby embeddings
                 from models.identity import load_identity_network
                 self.id_net = load_identity_network(opt.id_weights)
 
-        self.checkpoint = tf.train.Checkpoint(
-            generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
-            d_optimizer=self.d_optimizer, iteration=self.iteration, epoch=self.epoch, position=self.position)
+        self.state = dict(generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_optimizer,
+                          d_optimizer=self.d_optimizer, iteration=self.iteration, epoch=self.epoch,
+                          position=self.position)
+        if self.loss_scale:
+            self.state["loss_scale"] = tf.train.Checkpoint(**{
+                f"{net}_{part}": getattr(scale, part) for net, scale in self.loss_scale.items()
+                for part in ("value", "good_steps")})
+        self.checkpoint = tf.train.Checkpoint(**self.state)
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.folder, "ckpt"),
                                                   max_to_keep=opt.max_to_keep, checkpoint_name="ckpt")
         self.g_compute = tf.function(self._g_compute)
@@ -130,7 +209,9 @@ class Trainer:
         self.d_apply = tf.function(self._apply(self.d_optimizer, self.discriminator))
         self.predict = tf.function(lambda lr: self.generator(lr, training=False))
         self.stop_signal = None
+        self.stopping = False
         self.skipped_batches = 0
+        self.overflow_steps = 0
         self.best_psnr = float("-inf")
         self.last_logged = None
 
@@ -141,6 +222,23 @@ class Trainer:
     def _sum(self, values):
         return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in values.items()}
 
+    def _gradients(self, tape, loss, variables, net):
+        """(gradients, logs) of a replica's loss; with loss scaling, logs["overflow"] > 0 when they overflowed.
+
+        `loss` must have been scaled by `self._scaled` inside `tape`.
+        """
+        tf = self.tf
+        grads = tape.gradient(loss, variables)
+        if not self.loss_scale:
+            return grads, {}
+        scale = self.loss_scale[net].value
+        grads = [None if g is None else g / scale for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+        return grads, {"overflow": 1.0 - tf.cast(finite, tf.float32)}
+
+    def _scaled(self, loss, net):
+        return loss * self.loss_scale[net].value if self.loss_scale else loss
+
     def _g_compute(self, batch, adversarial):
         from losses import generator_losses
 
@@ -150,7 +248,9 @@ class Trainer:
                 fake_logits = self.discriminator(outputs[0], training=False) if adversarial else None
                 losses = generator_losses(outputs, batch, self.weights[adversarial], self.id_net,
                                           fake_logits, self._reduce)
-            return losses, tape.gradient(losses["G_total"], self.generator.trainable_variables)
+                target = self._scaled(losses["G_total"], "G")
+            grads, logs = self._gradients(tape, target, self.generator.trainable_variables, "G")
+            return {**losses, **logs, "stop": self.stop_vote.read_value()}, grads
 
         losses, grads = self.strategy.run(replica, args=(batch,))
         return self._sum(losses), grads
@@ -164,24 +264,31 @@ class Trainer:
                 real = self.discriminator(batch["hr"], training=True)
                 fake = self.discriminator(sr, training=True)
                 loss = self._reduce(discriminator_loss(real, fake))
-            grads = tape.gradient(loss, self.discriminator.trainable_variables)
-            return {"D_loss": loss, "D_accuracy": self._reduce(discriminator_accuracy(real, fake))}, grads
+                target = self._scaled(loss, "D")
+            grads, logs = self._gradients(tape, target, self.discriminator.trainable_variables, "D")
+            return {"D_loss": loss, "D_accuracy": self._reduce(discriminator_accuracy(real, fake)), **logs}, grads
 
         losses, grads = self.strategy.run(replica, args=(batch,))
         return self._sum(losses), grads
 
     def _apply(self, optimizer, model):
         # a separate step from the gradients, so a NaN batch can be dropped before it touches the weights
+        def replica(grads):
+            # identity puts each gradient on this replica's device: with one replica per worker the step gets
+            # plain tensors without one, and the optimizer's all-reduce needs it
+            grads = [None if g is None else self.tf.identity(g) for g in grads]
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
         def apply(grads):
-            self.strategy.run(lambda g: optimizer.apply_gradients(zip(g, model.trainable_variables)),
-                              args=(grads,))
+            self.strategy.run(replica, args=(grads,))
         return apply
 
     # -- one iteration -----------------------------------------------------
     def train_step(self, batch):
         """One generator update (after D_steps_per_G discriminator ones in the GAN phase).
 
-        Returns the losses as floats, or None when the batch was skipped (--skip_nan).
+        Returns the losses as floats, or None when the batch was skipped (--skip_nan,
+        or a loss scale overflow under --mixed_precision).
         """
         adversarial = int(self.iteration.numpy()) >= self.gan_start
         logs = {"D_loss": 0.0, "D_accuracy": float("nan")}
@@ -189,18 +296,30 @@ class Trainer:
             for _ in range(self.opt.D_steps_per_G):
                 d_logs, d_grads = self.d_compute(batch)
                 d_logs = {k: float(v) for k, v in d_logs.items()}
-                if not self._finite(d_logs):
+                if not self._usable(d_logs, "D"):
                     return None
                 self.d_apply(d_grads)
             logs.update(d_logs)
+        self.stop_vote.assign(0.0 if self.stop_signal is None else 1.0)
         g_logs, g_grads = self.g_compute(batch, adversarial)
         g_logs = {k: float(v) for k, v in g_logs.items()}
-        if not self._finite(g_logs):
+        self.stopping = self.stopping or g_logs.pop("stop") > 0
+        if not self._usable(g_logs, "G"):
             return None
         self.g_apply(g_grads)
         logs.update(g_logs)
         logs["beta"] = self.weights[adversarial].beta
         return logs
+
+    def _usable(self, logs, net):
+        """Whether the step's gradients may be applied; a NaN loss is _finite's case, an overflow the scaler's."""
+        overflow = logs.pop("overflow", 0.0) > 0
+        if not self._finite(logs):
+            return False
+        if self.loss_scale:
+            self.loss_scale[net].update(not overflow)
+            self.overflow_steps += overflow
+        return not overflow
 
     def _finite(self, logs):
         bad = [k for k, v in logs.items() if k != "D_accuracy" and not (abs(v) < float("inf"))]
@@ -221,8 +340,13 @@ class Trainer:
     # -- start, resume ---------------------------------------------------------
     def prepare_folder(self):
         """Fail before training when the run folder is unusable or already holds another run."""
-        import shutil
+        if self.chief:  # the others write nothing there
+            self._check_writable()
+        if self.manager.latest_checkpoint and not self.opt.continue_train:
+            raise TrainingError(f"{self.folder} already holds a run ({self.manager.latest_checkpoint}); "
+                                f"pass --continue_train to resume it, or choose another --save_path")
 
+    def _check_writable(self):
         try:
             os.makedirs(self.folder, exist_ok=True)
             probe = os.path.join(self.folder, ".write_test")
@@ -236,9 +360,6 @@ class Trainer:
         if free < 2 * variables:
             raise TrainingError(f"{free / 2**30:.1f} GiB free under {self.folder}; a checkpoint takes "
                                 f"{variables / 2**30:.1f} GiB and saving needs twice that")
-        if self.manager.latest_checkpoint and not self.opt.continue_train:
-            raise TrainingError(f"{self.folder} already holds a run ({self.manager.latest_checkpoint}); "
-                                f"pass --continue_train to resume it, or choose another --save_path")
 
     def checkpoint_size(self):
         import numpy as np
@@ -252,7 +373,9 @@ class Trainer:
         opt = self.opt
         checkpoints = self.manager.checkpoints
         if not checkpoints:
-            raise TrainingError(f"nothing to resume: no checkpoint in {os.path.join(self.folder, 'ckpt')}")
+            raise TrainingError(f"nothing to resume: no checkpoint in {os.path.join(self.folder, 'ckpt')}"
+                                + ("" if self.chief else " (every worker reads the chief's checkpoints: "
+                                                         "--checkpoint_path must be a shared folder)"))
         if opt.which_iter is None and opt.which_epoch is None:
             return checkpoints[-1]
         saved = []
@@ -279,11 +402,17 @@ class Trainer:
         opt = self.opt
         if opt.continue_train:
             prefix = self.pick_checkpoint()
+            root = self.checkpoint
+            if "loss_scale" in self.state and not any(
+                    name.startswith("loss_scale/") for name, _ in self.tf.train.list_variables(prefix)):
+                # a run saved without --mixed_precision: the loss scales start afresh
+                root = self.tf.train.Checkpoint(**{k: v for k, v in self.state.items() if k != "loss_scale"})
             try:
-                self.checkpoint.read(prefix).assert_existing_objects_matched().expect_partial()
+                root.read(prefix).assert_existing_objects_matched().expect_partial()
             except (self.tf.errors.OpError, AssertionError, ValueError) as err:
                 raise TrainingError(f"cannot restore {prefix}: {str(err).splitlines()[0]}")
-            truncate_logs(self.folder, int(self.iteration.numpy()))
+            if self.chief:
+                truncate_logs(self.folder, int(self.iteration.numpy()))
             best = os.path.join(self.folder, "best", "best.json")
             if os.path.exists(best):
                 with open(best, encoding="utf-8") as f:
@@ -304,7 +433,13 @@ class Trainer:
         from visualizer import loss_curves
 
         iteration = int(self.iteration.numpy())
-        if not self.strategy.extended.should_checkpoint:
+        if not self.chief:
+            # TF's multi-worker rule: every worker saves (a save may need them all), only the chief's is kept
+            temp = tempfile.mkdtemp(prefix="eipnet-worker-")
+            try:
+                self.checkpoint.write(os.path.join(temp, "ckpt"))
+            finally:
+                shutil.rmtree(temp, ignore_errors=True)
             return None
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{iteration}"):
             return self.manager.latest_checkpoint  # an epoch end that was also a --save_iter_freq point
@@ -375,7 +510,7 @@ class Trainer:
         with self.writer.as_default(step=iteration):
             for k in VAL_KEYS:
                 self.tf.summary.scalar(f"val/{k}", scores[k])
-        if scores["psnr"] > self.best_psnr and self.strategy.extended.should_checkpoint:
+        if scores["psnr"] > self.best_psnr:
             self.best_psnr = scores["psnr"]
             best = os.path.join(self.folder, "best")
             save_generator(self.generator, os.path.join(best, "generator.weights.h5"))
@@ -409,7 +544,23 @@ class Trainer:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
         self.stop_signal = signum
-        self.log(f"{signal.Signals(signum).name}: finishing this step, then saving")
+        self.log(f"{signal.Signals(signum).name}: finishing the next step (with every worker), then saving")
+
+    def batches(self, epoch, position):
+        """The distributed batches of `epoch` from global batch `position` on.
+
+        Each worker reads its share of every global batch (TrainData.dataset's
+        worker/workers), split into per-replica batches: one device would train
+        on the same global batches in the same order.
+        """
+        batch_size = self.opt.batchSize
+
+        def worker_dataset(context):
+            return self.data.dataset(epoch, position * batch_size, context.input_pipeline_id,
+                                     context.num_input_pipelines).rebatch(
+                context.get_per_replica_batch_size(batch_size), drop_remainder=True)
+
+        return self.strategy.distribute_datasets_from_function(worker_dataset)
 
     def fit(self):
         from tqdm import tqdm
@@ -419,27 +570,28 @@ class Trainer:
         tf, opt = self.tf, self.opt
         self.prepare_folder()
         status = self.start()
-        save_options(opt, self.folder)
-        self.writer = tf.summary.create_file_writer(os.path.join(self.folder, "logs"))
-        self.load_validation()
+        if self.chief:
+            save_options(opt, self.folder)
+            self.writer = tf.summary.create_file_writer(os.path.join(self.folder, "logs"))
+            self.load_validation()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
         unreadable = len(self.data.unreadable)
+        replicas = self.strategy.num_replicas_in_sync
         print(f"{status}; {self.data.num_images} training images"
               + (f" ({unreadable} unreadable, skipped)" if unreadable else "")
               + f", {self.steps_per_epoch} iterations/epoch, "
-              f"{self.total_iters} iterations, GAN phase after iteration {self.gan_start}; "
-              f"validation bicubic PSNR {self.val_bicubic['psnr']:.2f} dB on {len(self.val_hr)} faces")
+              f"{self.total_iters} iterations, GAN phase after iteration {self.gan_start}"
+              + (f"; {replicas} replicas of {opt.batchSize // replicas} images" if replicas > 1 else "")
+              + (f"; validation bicubic PSNR {self.val_bicubic['psnr']:.2f} dB on {len(self.val_hr)} faces"
+                 if self.chief else "; not the chief: writes no files"))
 
         progress = tqdm(total=self.total_iters, initial=int(self.iteration.numpy()), unit="it",
                         dynamic_ncols=True)
         logs = None
-        while int(self.iteration.numpy()) < self.total_iters and self.stop_signal is None:
-            epoch, position = int(self.epoch.numpy()), int(self.position.numpy())
-            batches = self.strategy.experimental_distribute_dataset(
-                self.data.dataset(epoch, offset=position * opt.batchSize))
+        while int(self.iteration.numpy()) < self.total_iters and not self.stopping:
             epoch_done = False
-            for batch in batches:
+            for batch in self.batches(int(self.epoch.numpy()), int(self.position.numpy())):
                 step_logs = self.train_step(batch)
                 self.position.assign_add(1)
                 # the epoch counter moves with its last batch, so a checkpoint saved there is an epoch end
@@ -455,8 +607,7 @@ class Trainer:
                     self.after_iteration(logs)
                 if epoch_done:
                     self.after_epoch(logs)
-                if (epoch_done or self.stop_signal is not None
-                        or int(self.iteration.numpy()) >= self.total_iters):
+                if epoch_done or self.stopping or int(self.iteration.numpy()) >= self.total_iters:
                     break
             else:  # unreadable files ended the epoch early
                 self.end_epoch()
@@ -464,19 +615,26 @@ class Trainer:
         progress.close()
 
         prefix = self.save()
-        if self.stop_signal is not None:
+        iteration = int(self.iteration.numpy())
+        if self.stopping:
             command = " ".join(shlex.quote(a) for a in [sys.executable, PROG] + self.resume_args())
-            print(f"stopped by {signal.Signals(self.stop_signal).name} at iteration "
-                  f"{int(self.iteration.numpy())}; saved {prefix}\nresume with: {command}")
+            cause = (f"by {signal.Signals(self.stop_signal).name}" if self.stop_signal is not None
+                     else "by a signal to another worker")
+            print(f"stopped {cause} at iteration {iteration}; saved {prefix or 'by the chief'}\n"
+                  f"resume with: {command}")
+            return
+        skipped = ((f"; skipped {self.skipped_batches} NaN batches" if self.skipped_batches else "")
+                   + (f"; skipped {len(self.data.unreadable)} unreadable images" if self.data.unreadable else "")
+                   + (f"; {self.overflow_steps} updates skipped by loss scaling" if self.overflow_steps else ""))
+        if not self.chief:
+            print(f"done: {iteration} iterations; the chief saved the generator" + skipped)
             return
         scores = self.validate()
         self.writer.flush()
-        print(f"done: {int(self.iteration.numpy())} iterations; validation PSNR {scores['psnr']:.2f} dB "
+        print(f"done: {iteration} iterations; validation PSNR {scores['psnr']:.2f} dB "
               f"(bicubic {self.val_bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f} "
               f"(bicubic {self.val_bicubic['ssim']:.4f}); generator: "
-              f"{os.path.join(self.folder, 'generator.weights.h5')}"
-              + (f"; skipped {self.skipped_batches} NaN batches" if self.skipped_batches else "")
-              + (f"; skipped {len(self.data.unreadable)} unreadable images" if self.data.unreadable else ""))
+              f"{os.path.join(self.folder, 'generator.weights.h5')}" + skipped)
 
     def resume_args(self):
         args = [a for a in sys.argv[1:] if a not in ("--continue_train",)]
@@ -485,15 +643,16 @@ class Trainer:
     def after_iteration(self, logs):
         opt, iteration = self.opt, int(self.iteration.numpy())
         last = iteration >= self.total_iters
-        if iteration % opt.print_iter_freq == 0 or last:
-            self.write_loss_line(logs)
-            self.write_scalars(logs)
-        if opt.display_iter_freq and iteration % opt.display_iter_freq == 0:
-            self.write_grid()
-        if opt.val_iter_freq and iteration % opt.val_iter_freq == 0 and not last:
-            scores = self.validate()
-            self.log(f"iteration {iteration}: validation PSNR {scores['psnr']:.2f} dB "
-                     f"(bicubic {self.val_bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f}")
+        if self.chief:
+            if iteration % opt.print_iter_freq == 0 or last:
+                self.write_loss_line(logs)
+                self.write_scalars(logs)
+            if opt.display_iter_freq and iteration % opt.display_iter_freq == 0:
+                self.write_grid()
+            if opt.val_iter_freq and iteration % opt.val_iter_freq == 0 and not last:
+                scores = self.validate()
+                self.log(f"iteration {iteration}: validation PSNR {scores['psnr']:.2f} dB "
+                         f"(bicubic {self.val_bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f}")
         if opt.save_iter_freq and iteration % opt.save_iter_freq == 0 and not last:
             self.save()
 
@@ -505,13 +664,12 @@ class Trainer:
         opt, epoch = self.opt, int(self.epoch.numpy())
         if logs is None:
             return
-        if opt.print_epoch_freq and epoch % opt.print_epoch_freq == 0:
+        if self.chief and opt.print_epoch_freq and epoch % opt.print_epoch_freq == 0:
             self.write_loss_line(logs)
-        if opt.display_epoch_freq and epoch % opt.display_epoch_freq == 0:
+        if self.chief and opt.display_epoch_freq and epoch % opt.display_epoch_freq == 0:
             self.write_grid()
         if opt.save_epoch_freq and epoch % opt.save_epoch_freq == 0:
             self.save()
-
 
 def main(argv=None):
     opt = TrainOptions().parse(argv)
@@ -521,16 +679,18 @@ def main(argv=None):
     from models.identity import IdentityWeightsError
 
     try:
-        trainer = Trainer(opt)
+        strategy = make_strategy(opt.strategy)
+        trainer = Trainer(opt, strategy)
     except (TrainingError, CheckpointError, IdentityWeightsError, ValueError) as err:
         fail(str(err).splitlines()[0] + ("; or train without the identity loss: --lambda_id 0"
                                          if isinstance(err, IdentityWeightsError) else ""))
+    if opt.mixed_precision and not trainer.tf.config.list_logical_devices("GPU"):
+        trainer.log("--mixed_precision on the CPU: its float16 convolution gradients are far slower than float32")
     try:
         trainer.fit()
     except (TrainingError, CheckpointError) as err:
         fail(str(err))
     return trainer
-
 
 if __name__ == "__main__":
     main()

@@ -251,22 +251,33 @@ class TrainData:
 
         return make
 
-    def dataset(self, epoch, offset=0):
+    def dataset(self, epoch, offset=0, worker=0, workers=1):
         """Batches of epoch `epoch` from element `offset` on (resume: offset = samples done).
 
         Each element is a dict of float32 tensors on [0, 255]: lr [B, s/8, s/8, 3],
         hr [B, s, s, 3], canny_32 [B, s/4, s/4, 1], canny_64 [B, s/2, s/2, 1],
         canny_128 [B, s, s, 1] (s = crop_size); the last partial batch is dropped.
+        With `workers` > 1 (multi-worker training) the batches hold only this
+        worker's share, B/workers images: slice `worker` of each batch of the
+        one-worker dataset, so together the workers train on exactly its batches,
+        and each augments only its own images.
         """
         epoch, offset = int(epoch), int(offset)
         if epoch < 0:
             raise ValueError(f"epoch must be non-negative, got {epoch}")
         if offset < 0:
             raise ValueError(f"offset must be non-negative, got {offset}")
+        if workers < 1 or not 0 <= worker < workers or self.batch_size % workers:
+            raise ValueError(f"worker {worker} of {workers} cannot take an equal share of "
+                             f"batchSize {self.batch_size}")
         key = tf.constant(self._epoch_key(epoch, 1))
         ds = self._source(epoch, offset)
+        share = self.batch_size // workers
+        if workers > 1:
+            take = slice(worker * share, (worker + 1) * share)
+            ds = ds.batch(self.batch_size, drop_remainder=True).map(lambda p, i: (p[take], i[take])).unbatch()
         ds = ds.map(self._element(key), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.batch(self.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(share, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         options = tf.data.Options()
         options.deterministic = True
         return ds.with_options(options)

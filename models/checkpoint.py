@@ -151,11 +151,16 @@ def _load_tf1(generator, prefix):
 
 
 def _load_training_checkpoint(generator, prefix):
-    names = [name for name, _ in tf.train.list_variables(prefix)]
-    if not any(name.startswith("generator/") for name in names):
+    from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
+
+    # the root's children, not the variable names: train.py's generator variables are named by their
+    # shorter path through the optimizer (g_optimizer/...)
+    graph = TrackableObjectGraph()
+    graph.ParseFromString(tf.train.load_checkpoint(prefix).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    if not any(child.local_name == "generator" for child in graph.nodes[0].children):
         raise CheckpointError(f"checkpoint {prefix} holds no generator")
     root = tf.train.Checkpoint(generator=generator)
-    status = root.read(prefix)
+    status = root.read(prefix).expect_partial()  # the rest of a training run is not wanted here
     try:
         status.assert_existing_objects_matched()
     except AssertionError as err:

@@ -26,7 +26,7 @@ class Discriminator(keras.Model):
         self.leaky = [act for *_, act in self.CONVS]
         self.flatten = layers.Flatten()
         self.fc1 = layers.Dense(512, name="di_fc1")
-        self.fc2 = layers.Dense(1, name="di_fc2")
+        self.fc2 = layers.Dense(1, name="di_fc2", dtype="float32")  # the logit stays float32 under mixed precision
 
     def call(self, x):
         for conv, leaky in zip(self.convs, self.leaky):

@@ -13,9 +13,9 @@ import tensorflow as tf
 EDGE_POOL_SIZES = (5, 7, 10)
 
 
-def _conv(filters, kernel, name, activation="relu"):
+def _conv(filters, kernel, name, activation="relu", dtype=None):
     return layers.Conv2D(filters, kernel, padding="same", activation=activation,
-                         kernel_initializer="glorot_uniform", name=name)
+                         kernel_initializer="glorot_uniform", name=name, dtype=dtype)
 
 
 def _deconv(filters, name):
@@ -34,7 +34,8 @@ class EdgeBlock(layers.Layer):
     def __init__(self, pool_size, conv_name, **kwargs):
         super().__init__(**kwargs)
         self.pool = layers.AveragePooling2D(pool_size, strides=1, padding="same")
-        self.edge = _conv(1, 1, conv_name)
+        # float32 even under a mixed precision policy: the outputs feed float32 losses
+        self.edge = _conv(1, 1, conv_name, dtype="float32")
 
     def call(self, x):
         sub = tf.nn.relu(x - self.pool(x))
@@ -60,7 +61,7 @@ class Generator(keras.Model):
         self.step3_2 = _conv(128, 3, "Step3_2")
         self.step3_de = _deconv(64, "Step3_de")
         self.edge3 = EdgeBlock(EDGE_POOL_SIZES[2], "Step3_edge", name="edge_block3")
-        self.rgb = _conv(output_nc, 1, "RGB", activation=None)
+        self.rgb = _conv(output_nc, 1, "RGB", activation=None, dtype="float32")  # float32: see EdgeBlock
 
     def call(self, lr):
         x = self.conv1(lr)

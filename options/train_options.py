@@ -9,6 +9,7 @@ from options.base_options import BaseOptions
 
 PAPER_GAN_START = 1.2 / 1.32
 D_BETAS = {"paper": (0.5, 0.9), "code": (0.9, 0.999)}
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 class TrainOptions(BaseOptions):
@@ -81,6 +82,13 @@ class TrainOptions(BaseOptions):
                             help="keep decoded 128x128 faces in memory when they fit in this budget (0: never)")
         parser.add_argument("--skip_nan", action="store_true",
                             help="skip a batch whose losses are NaN/Inf instead of stopping the run")
+        parser.add_argument("--strategy", choices=STRATEGIES, default="default",
+                            help="default: one device; mirrored: every GPU --gpu_ids makes visible; multi_worker: "
+                                 "every GPU of the machines listed in TF_CONFIG (README). --batchSize is the global "
+                                 "batch and must divide by the number of GPUs")
+        parser.add_argument("--mixed_precision", action="store_true",
+                            help="float16 compute with float32 weights, outputs and losses, dynamic loss scaling "
+                                 "(GPUs with tensor cores; very slow on the CPU)")
         return parser
 
     def validate(self, opt, parser):

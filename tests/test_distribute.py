@@ -1,0 +1,233 @@
+"""train.py under tf.distribute: 2 replicas update like 1, checkpoints cross replica counts, multi-worker.
+
+Two logical CPU devices must be configured before TensorFlow initialises its
+devices, so the replica tests run in a fresh interpreter (this file as a
+script); the multi-worker test starts two train.py workers on 127.0.0.1.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
+        "--gpu_ids", "-1", "--val_images", "2", "--display_epoch_freq", "0", "--display_iter_freq", "0",
+        "--cache_memory_mb", "64", "--load_size", "16", "--crop_size", "16", "--print_iter_freq", "1"]
+CHILD_TIMEOUT = 400
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    return dict(env, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1", **extra)
+
+
+def run_child(*args):
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), *map(str, args)], cwd=ROOT, env=_env(),
+                            capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_two_mirrored_replicas_update_like_one_device_and_checkpoints_cross_over(tmp_path):
+    out = run_child("replicas", tmp_path)
+    assert "--batchSize 3 does not split evenly over 2 replicas: give a multiple of 2" in out, out[-3000:]
+    assert "replicas ok" in out, out[-3000:]
+
+
+def test_distributed_worker_shares_make_up_the_global_batches():
+    from data.pipeline import TrainData
+    from options.train_options import TrainOptions
+
+    opt = TrainOptions().parse(DATA + ["--batchSize", "4"])
+    data = TrainData(opt)
+    whole = list(data.dataset(1, offset=0).as_numpy_iterator())
+    shares = [list(data.dataset(1, offset=0, worker=w, workers=2).as_numpy_iterator()) for w in range(2)]
+    assert len(whole) == len(shares[0]) == len(shares[1]) == 1
+    for key in whole[0]:
+        np.testing.assert_array_equal(whole[0][key], np.concatenate([shares[0][0][key], shares[1][0][key]]))
+    with pytest.raises(ValueError, match="equal share"):
+        data.dataset(0, worker=0, workers=3)
+
+
+def _free_ports(count):
+    """Ports the OS has free now, distinct (all held open until all are picked)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_multi_worker_on_localhost_trains_in_step_and_only_the_chief_saves(tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs, logs = [], [tmp_path / f"worker{index}.log" for index in range(2)]
+    try:
+        for index in range(2):
+            temp = tmp_path / f"temp{index}"
+            temp.mkdir()
+            config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+            args = DATA + ["--strategy", "multi_worker", "--batchSize", "2", "--lambda_id", "0", "--niter", "3",
+                           "--gan_start_iter", "1", "--save_iter_freq", "0", "--save_epoch_freq", "0",
+                           "--val_iter_freq", "0", "--checkpoint_path", str(tmp_path / f"run{index}")]
+            with open(logs[index], "w") as log:
+                procs.append(subprocess.Popen(
+                    [sys.executable, os.path.abspath(__file__), "worker", tmp_path / f"weights{index}.npz", *args],
+                    cwd=ROOT, env=_env(TF_CONFIG=config, TMPDIR=str(temp)), stdout=log,
+                    stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        # a worker that failed leaves the other waiting for it: stop at the first failure
+        while (time.monotonic() < deadline and any(p.poll() is None for p in procs)
+               and not any(p.poll() for p in procs)):
+            time.sleep(0.5)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    outputs = [log.read_text() for log in logs]
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-3000:]
+        assert "done: 3 iterations" in out, out[-3000:]
+    a, b = (np.load(tmp_path / f"weights{i}.npz") for i in range(2))
+    assert a.files == b.files and len(a.files) > 0
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key])
+    checkpoints = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.index"))
+    assert checkpoints == ["run0/CelebA/ckpt/ckpt-3.index"]
+    assert not (tmp_path / "run1").exists()  # the other worker wrote nothing there ...
+    assert not list((tmp_path / "temp1").iterdir())  # ... and removed its temporary checkpoints
+    assert len((tmp_path / "run0" / "CelebA" / "loss_log.txt").read_text().splitlines()) == 3
+
+
+# -- the fresh interpreter's side ------------------------------------------------------------------------------
+def _stand_in_identity():
+    """A few-layer network shaped like FaceNet's bottleneck: L_id without the real weights."""
+    import keras
+
+    from models.identity import FACENET_INPUT_SIZE, IdentityNetwork
+
+    size = FACENET_INPUT_SIZE
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(4, 5, strides=8)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(8, name="Bottleneck")(x)
+    x = keras.layers.BatchNormalization(name="Bottleneck_BatchNorm")(x)
+    return IdentityNetwork.from_facenet(keras.Model(inputs, x))
+
+
+def _close(a, b, what):
+    """Equal to a relative 1e-4 of each tensor's largest value (a tensor's near-zero entries carry its noise)."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        x, y = np.asarray(x), np.asarray(y)
+        scale = max(float(np.abs(x).max()), 1e-12)
+        assert np.abs(x - y).max() <= 1e-4 * scale, f"{what} {i}: max diff {np.abs(x - y).max()} of {scale}"
+
+
+def _adam_close(a, b, learning_rate, what):
+    """Weights after Adam updates from gradients that agree to 1e-4: equal to a relative 1e-4 but for a few.
+
+    Adam's first steps move a weight by about learning_rate * sign(gradient), so where the gradient is
+    ~0 its summation-order noise decides part of a step: those few weights (~1e-5 of them) may differ
+    by a fraction of a step; a replica that applied only its own gradients would differ by whole steps.
+    """
+    outside = total = 0
+    for i, (x, y) in enumerate(zip(a, b)):
+        x, y = x.numpy(), y.numpy()
+        diff = np.abs(x - y)
+        assert diff.max() <= 0.25 * learning_rate, f"{what} {i}: max diff {diff.max()}"
+        outside += int((diff > 1e-4 * np.abs(x)).sum())
+        total += x.size
+    assert outside <= 1e-4 * total, f"{what}: {outside} of {total} differ by more than 1e-4"
+
+
+def _state(trainer):
+    """Every checkpointed value of a trainer, in a fixed order."""
+    variables = (trainer.generator.weights + trainer.discriminator.weights + trainer.g_optimizer.variables
+                 + trainer.d_optimizer.variables + [trainer.iteration, trainer.epoch, trainer.position])
+    return [v.numpy() for v in variables]
+
+
+def _replicas(folder):
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import models.identity
+    import train
+    from options.train_options import TrainOptions
+
+    models.identity.load_identity_network = lambda *_args, **_kwargs: _stand_in_identity()
+    one = tf.distribute.OneDeviceStrategy("/cpu:0")
+    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    def trainer(strategy, name, *extra):
+        opt = TrainOptions().parse(DATA + ["--batchSize", "4", "--lambda_id", "2", "--gan_start_iter", "1",
+                                           "--checkpoint_path", str(folder), "--save_path", name, *extra])
+        return train.Trainer(opt, strategy)
+
+    def summed(trainer, grads):
+        return [trainer.strategy.reduce("SUM", g, axis=None).numpy() for g in grads]
+
+    a, b = trainer(one, "one"), trainer(two, "two")
+    for x, y in zip(_state(a) + a.id_net.model.get_weights(), _state(b) + b.id_net.model.get_weights()):
+        np.testing.assert_array_equal(x, y)  # the same seed, the same start
+    batch_a = next(iter(a.batches(0, 0)))
+    batch_b = next(iter(b.batches(0, 0)))
+    assert batch_b["hr"].values[0].shape[0] == 2  # 2 replicas x 2 images
+    for adversarial in (False, True):
+        # the summed per-replica gradients: a wrong averaging would scale them, which Adam's first step hides
+        logs_a, grads_a = a.g_compute(batch_a, adversarial)
+        logs_b, grads_b = b.g_compute(batch_b, adversarial)
+        _close([logs_a[k] for k in sorted(logs_a)], [logs_b[k] for k in sorted(logs_b)], "G loss")
+        assert float(logs_a["L_id"]) > 0 and (float(logs_a["L_ad"]) > 0) == adversarial
+        _close(summed(a, grads_a), summed(b, grads_b), "G gradient")
+    d_logs_a, d_grads_a = a.d_compute(batch_a)
+    d_logs_b, d_grads_b = b.d_compute(batch_b)
+    _close([d_logs_a["D_loss"]], [d_logs_b["D_loss"]], "D loss")
+    _close(summed(a, d_grads_a), summed(b, d_grads_b), "D gradient")
+
+    for _ in range(2):  # a G update, then the GAN phase: a D update and an adversarial G update
+        assert a.train_step(batch_a) is not None and b.train_step(batch_b) is not None
+        a.iteration.assign_add(1)
+        b.iteration.assign_add(1)
+        _adam_close(a.generator.weights, b.generator.weights, a.opt.learning_rate, "G weight")
+    _adam_close(a.discriminator.weights, b.discriminator.weights, a.opt.learning_rate, "D weight")
+    assert int(a.d_optimizer.iterations.numpy()) == int(b.d_optimizer.iterations.numpy()) == 1
+
+    # a checkpoint of 1 replica resumes under 2, and one of 2 under 1
+    for source, strategy in ((a, two), (b, one)):
+        source.position.assign(1)
+        source.manager.save(checkpoint_number=int(source.iteration.numpy()))
+        resumed = trainer(strategy, source.opt.save_path, "--continue_train")
+        assert resumed.start().startswith("resumed")
+        saved, restored = _state(source), _state(resumed)
+        assert len(saved) == len(restored) > 100
+        for x, y in zip(saved, restored):
+            np.testing.assert_array_equal(x, y)
+        assert int(resumed.position.numpy()) == 1 and int(resumed.g_optimizer.iterations.numpy()) == 2
+    try:
+        trainer(two, "odd", "--batchSize", "3")
+    except train.TrainingError as err:
+        print(err)
+    print("replicas ok")
+
+
+def _worker(weights_path, *argv):
+    import train
+
+    trainer = train.main(list(argv))
+    np.savez(weights_path, *[w.numpy() for w in trainer.generator.weights + trainer.discriminator.weights])
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    scenario, *rest = sys.argv[1:]
+    {"replicas": _replicas, "worker": _worker}[scenario](*rest)
