@@ -29,7 +29,9 @@ class KerasInference:
 
 def backend_for(path):
     """The inference class for the weights at `path`."""
-    return KerasInference
+    from models.export import exported_backend  # a .tflite file or a SavedModel folder
+
+    return exported_backend(path) or KerasInference
 
 
 def load_inference(path, lr_size=16, output_nc=3):

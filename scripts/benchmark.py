@@ -1,0 +1,573 @@
+"""CPU/GPU benchmark of the generator's inference paths and of the data pipeline.
+
+    python -m scripts.benchmark [--quick] [--output bench/benchmark.json]
+
+One run measures, on the current machine:
+* the machine's fp32 dense matmul rate (GFLOP/s of an N x N tf.matmul,
+  N = 4096): the median of samples taken between the rounds of the inference
+  timing;
+* generator inference per path (keras, keras_frozen, savedmodel, tflite_fp32,
+  tflite_int8, keras_bf16), timed round-robin (the machine may be shared and
+  its load drift): images/s and achieved GFLOP/s at each batch size, the ratio of
+  that to the matmul rate, p50/p90 latency at batch 1;
+* output quality of each path on the sample faces (datasets/test): max abs
+  difference to the Keras fp32 output, PSNR to it, and the PSNR change against
+  the HR faces;
+* the training data pipeline alone (data.pipeline.TrainData, one core).
+It prints the tables and writes them as JSON and markdown (same stem, .md).
+
+Adding a section (e.g. training images/s): write `def my_section(args, ctx)
+-> list of row dicts`, and append `Section("name", "Title", my_section,
+COLUMNS)` to SECTIONS; the JSON gets ctx.results["name"] = rows and the
+markdown a table with COLUMNS.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import types
+from collections import namedtuple
+from datetime import datetime, timezone
+
+DEFAULT_OUTPUT = os.path.join("bench", "benchmark.json")
+PATHS = ("keras", "keras_frozen", "savedmodel", "tflite_fp32", "tflite_int8", "keras_bf16")
+PATH_NOTES = {
+    "keras": "Keras fp32 (tf.function, oneDNN)",
+    "keras_frozen": "Keras fp32, weights frozen to constants (oneDNN caches reordered filters)",
+    "savedmodel": "SavedModel fp32, serving_default signature",
+    "tflite_fp32": "TFLite fp32, XNNPACK",
+    "tflite_int8": "TFLite int8 PTQ (avg-pools float), XNNPACK",
+    "keras_bf16": "Keras mixed_bfloat16 (opt-in; AMX/AVX512-BF16 via oneDNN)",
+}
+
+ROUNDS = 4  # round-robin rounds of the inference timing (quick: 1)
+
+Section = namedtuple("Section", "name title run columns")
+
+
+# -- arguments ----------------------------------------------------------------
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m scripts.benchmark", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer repeats and shorter timing windows")
+    p.add_argument("--output", default=DEFAULT_OUTPUT, help="JSON file; the markdown table goes beside it (.md)")
+    p.add_argument("--weight_path", default=None,
+                   help="generator weights (any format models.checkpoint reads); default: the first "
+                        "generator.weights.h5 under checkpoint/, else random weights (seed 0)")
+    p.add_argument("--paths", default=",".join(PATHS), help=f"comma list of {', '.join(PATHS)}")
+    p.add_argument("--sections", default=None, help="comma list of sections to run (default: all)")
+    p.add_argument("--batch_sizes", default="1,16", help="comma list of batch sizes")
+    p.add_argument("--lr_size", type=int, default=16, help="LR side (the generator is 8x)")
+    p.add_argument("--matmul_size", type=int, default=4096)
+    p.add_argument("--seconds", type=float, default=None,
+                   help="timing window per path and batch size (default 10, quick 2)")
+    p.add_argument("--sample_path", default=os.path.join("datasets", "test"),
+                   help="faces for the quality check")
+    p.add_argument("--representative_path", default=os.path.join("datasets", "train"),
+                   help="faces (plus mirror images) that calibrate the int8 model")
+    p.add_argument("--train_path", default=os.path.join("datasets", "train"),
+                   help="pipeline images; a temp folder of generated images is used when it has fewer "
+                        "than --pipeline_images")
+    p.add_argument("--pipeline_images", type=int, default=None, help="default 256 (quick 32)")
+    p.add_argument("--pipeline_batch", type=int, default=16)
+    p.add_argument("--intra_op_threads", type=int, default=0, help="TF intra-op threads (0: TF default)")
+    p.add_argument("--inter_op_threads", type=int, default=0, help="TF inter-op threads (0: TF default)")
+    p.add_argument("--jit_compile", action="store_true", help="XLA-compile the Keras path")
+    p.add_argument("--tflite_threads", type=int, default=0, help="TFLite threads (0: all cores)")
+    p.add_argument("--work_dir", default=None, help="where the exported models go (default: a temp folder)")
+    args = p.parse_args(argv)
+    args.paths = _split(args.paths)
+    bad = [x for x in args.paths if x not in PATHS]
+    if bad:
+        p.error(f"unknown path(s) {', '.join(bad)}; expected {', '.join(PATHS)}")
+    try:
+        args.batch_sizes = sorted({int(b) for b in _split(args.batch_sizes)})
+    except ValueError:
+        p.error(f"--batch_sizes must be integers, got {args.batch_sizes!r}")
+    if not args.batch_sizes or min(args.batch_sizes) < 1:
+        p.error("--batch_sizes must be positive")
+    if args.lr_size < 1 or args.matmul_size < 1:
+        p.error("--lr_size and --matmul_size must be positive")
+    if args.seconds is None:
+        args.seconds = 2.0 if args.quick else 10.0
+    if args.pipeline_images is None:
+        args.pipeline_images = 32 if args.quick else 256
+    names = [s.name for s in SECTIONS]
+    args.sections = _split(args.sections) if args.sections else names
+    bad = [x for x in args.sections if x not in names]
+    if bad:
+        p.error(f"unknown section(s) {', '.join(bad)}; expected {', '.join(names)}")
+    return args
+
+
+def _split(text):
+    return [x.strip() for x in str(text).split(",") if x.strip()]
+
+
+# -- timing -------------------------------------------------------------------
+def time_calls(fn, seconds, min_calls, warmup=1):
+    """Per-call wall times of fn() over at least `seconds` and `min_calls` calls."""
+    for _ in range(warmup):
+        fn()
+    times, start = [], time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def percentile(values, q):
+    values = sorted(values)
+    k = (len(values) - 1) * q / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def median(values):
+    return percentile(values, 50)
+
+
+# -- context shared by the sections --------------------------------------------
+class Context:
+    def __init__(self, args):
+        import numpy as np
+
+        self.args = args
+        self.results = {}
+        self.matmul_samples = []
+        self.np = np
+        self._generator = None
+        self.weights = None
+        self.work_dir = args.work_dir or tempfile.mkdtemp(prefix="eipnet_bench_")
+
+    # matmul yardstick ---------------------------------------------------------
+    def sample_matmul(self, calls=1):
+        import tensorflow as tf
+
+        n = self.args.matmul_size
+        if not hasattr(self, "_mm"):
+            a = tf.random.stateless_normal([n, n], seed=[1, 2])
+            b = tf.random.stateless_normal([n, n], seed=[3, 4])
+            self._mm = tf.function(lambda: tf.matmul(a, b))
+            self._mm().numpy()  # trace and warm up
+        for _ in range(calls):
+            t = time.perf_counter()
+            self._mm().numpy()
+            self.matmul_samples.append(2.0 * n ** 3 / (time.perf_counter() - t) / 1e9)
+
+    @property
+    def matmul_gflops(self):
+        return median(self.matmul_samples) if self.matmul_samples else float("nan")
+
+    # the generator -------------------------------------------------------------
+    def generator(self):
+        if self._generator is None:
+            import tensorflow as tf
+
+            from models.checkpoint import load_generator
+            from models.generator import build_generator
+
+            path = self.args.weight_path or find_weights()
+            if path:
+                self._generator = load_generator(path, lr_size=self.args.lr_size)
+                self.weights = path
+            else:
+                tf.keras.utils.set_random_seed(0)
+                self._generator = build_generator(self.args.lr_size)
+                self.weights = "random (seed 0; no generator.weights.h5 under checkpoint/)"
+        return self._generator
+
+
+def find_weights(root="checkpoint"):
+    """The first generator.weights.h5 under `root` (sorted walk), or None."""
+    from models.checkpoint import GENERATOR_FILE
+
+    for folder, subfolders, files in sorted(os.walk(root)):
+        subfolders.sort()
+        if GENERATOR_FILE in files:
+            return os.path.join(folder, GENERATOR_FILE)
+    return None
+
+
+def generator_gflop(generator, lr_size):
+    """GFLOP (2 x multiply-adds of the convolutions) per image at `lr_size`."""
+    from keras import layers
+
+    from models.checkpoint import _named_layers
+
+    import tensorflow as tf
+
+    shapes = {}
+
+    def record(layer):
+        original = layer.call
+
+        def call(x, *a, **k):
+            out = original(x, *a, **k)
+            shapes[layer.name] = (tuple(x.shape), tuple(out.shape))
+            return out
+        return original, call
+
+    convs = [l for l in _named_layers(generator) if isinstance(l, (layers.Conv2D, layers.Conv2DTranspose))]
+    originals = []
+    for layer in convs:
+        original, call = record(layer)
+        originals.append(original)
+        object.__setattr__(layer, "call", call)
+    try:
+        generator(tf.zeros([1, lr_size, lr_size, 3]), training=False)
+    finally:
+        for layer in convs:
+            object.__delattr__(layer, "call")
+    macs = 0
+    for layer in convs:
+        (_, h, w, cin), (_, ho, wo, cout) = shapes[layer.name]
+        kh, kw = layer.kernel_size
+        # A transposed conv does kh*kw*cin*cout MACs per *input* pixel.
+        pixels = h * w if isinstance(layer, layers.Conv2DTranspose) else ho * wo
+        macs += pixels * kh * kw * cin * cout
+    return 2.0 * macs / 1e9
+
+
+# -- inference paths ----------------------------------------------------------
+def _representative(ctx):
+    from models.export import representative_faces
+
+    args, load = ctx.args, ctx.args.lr_size * 8
+    faces = []
+    for folder in (args.representative_path, args.sample_path):
+        try:
+            faces = representative_faces(folder, load_size=load)
+            ctx.representative = folder
+            break
+        except Exception:  # missing/empty folder: try the next one
+            continue
+    if len(faces) == 0:
+        faces = ctx.np.random.default_rng(0).integers(0, 256, (8, args.lr_size, args.lr_size, 3)).astype("float32")
+        ctx.representative = "random pixels (no face folder found)"
+    return faces
+
+
+def make_runners(ctx, path):
+    """{batch size: predict(lr) -> sr numpy} for one path."""
+    import tensorflow as tf
+
+    from models import export
+
+    args, g = ctx.args, ctx.generator()
+    spec = tf.TensorSpec([None, args.lr_size, args.lr_size, 3], tf.float32)
+    if path == "keras":
+        f = tf.function(lambda x: g(x, training=False)[0], input_signature=[spec], jit_compile=args.jit_compile)
+        run = lambda x: f(x).numpy()  # noqa: E731
+        return {b: run for b in args.batch_sizes}
+    if path == "keras_frozen":
+        forward = export.frozen_forward(g, spec)
+        return {b: (lambda x: tf.nest.flatten(forward(tf.constant(x)))[0].numpy()) for b in args.batch_sizes}
+    if path == "keras_bf16":
+        f = tf.function(bf16_forward(g, args.lr_size), input_signature=[spec], jit_compile=args.jit_compile)
+        run = lambda x: f(x).numpy()  # noqa: E731
+        return {b: run for b in args.batch_sizes}
+    if path == "savedmodel":
+        folder = os.path.join(ctx.work_dir, export.SAVED_MODEL_DIR)
+        export.export_saved_model(g, folder)
+        model = export.SavedModelInference(folder, edges=False)
+        return {b: (lambda x: model.predict(x)[0]) for b in args.batch_sizes}
+    quantization = "int8" if path == "tflite_int8" else "float32"
+    representative = _representative(ctx) if quantization == "int8" else None
+    runners = {}
+    for b in args.batch_sizes:
+        file = os.path.join(ctx.work_dir, f"generator_{quantization}_b{b}.tflite")
+        export.export_tflite(g, file, quantization=quantization, representative=representative,
+                             lr_size=args.lr_size, batch_size=b)
+        model = export.TFLiteInference(file, num_threads=args.tflite_threads or None)
+        runners[b] = lambda x, m=model: m.predict(x)[0]
+    return runners
+
+
+def bf16_forward(generator, lr_size):
+    """The generator under Keras' mixed_bfloat16 policy (same weights), float32 sr out."""
+    import keras
+    import tensorflow as tf
+
+    from models.generator import Generator
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        twin = Generator(output_nc=generator.output_nc)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    twin(tf.zeros([1, lr_size, lr_size, 3]))
+    twin.set_weights(generator.get_weights())
+    return lambda x: tf.cast(twin(x, training=False)[0], tf.float32)
+
+
+def run_inference(args, ctx):
+    """Round-robin timing: every path and batch size gets a slice of each round,
+    with a matmul sample per round, so that a shared machine's drifting load
+    falls on all of them alike (sequential windows measured up to 1.5x apart
+    for identical graphs here)."""
+    np = ctx.np
+    gflop = generator_gflop(ctx.generator(), args.lr_size)
+    ctx.results["gflop_per_image"] = gflop
+    faces = sample_faces(ctx)
+    ctx.sample_outputs = {}
+    runners, setup = {}, {}
+    for path in args.paths:
+        t = time.perf_counter()
+        runners[path] = make_runners(ctx, path)
+        setup[path] = time.perf_counter() - t
+        if faces is not None:
+            ctx.sample_outputs[path] = np.concatenate(
+                [runners[path][min(args.batch_sizes)](faces[1][i:i + 1]) for i in range(len(faces[1]))])
+        print(f"  {path}: ready in {setup[path]:.0f} s", flush=True)
+    source = faces[1] if faces is not None else np.zeros([1, args.lr_size, args.lr_size, 3])
+    inputs = {b: np.resize(source, (b, args.lr_size, args.lr_size, 3)).astype(np.float32) for b in args.batch_sizes}
+    rounds = 1 if args.quick else ROUNDS
+    times = {(p, b): [] for p in args.paths for b in args.batch_sizes}
+    ctx.sample_matmul(1)
+    for r in range(rounds):
+        for path in args.paths:
+            for b in args.batch_sizes:
+                min_calls = max(1, (3 if args.quick else 10) // rounds) if b == 1 else 1
+                times[(path, b)] += time_calls(lambda: runners[path][b](inputs[b]), args.seconds / rounds,
+                                               min_calls, warmup=1 if r == 0 else 0)
+        ctx.sample_matmul(1)
+        print(f"  round {r + 1}/{rounds} done", flush=True)
+    rows = []
+    for (path, b), t in times.items():
+        ips = b / median(t)
+        row = {"path": path, "batch": b, "images_per_s": ips, "gflops": ips * gflop,
+               "ratio_to_matmul": ips * gflop / ctx.matmul_gflops, "calls": len(t),
+               "setup_s": setup[path], "note": PATH_NOTES[path]}
+        if b == 1:
+            row["p50_ms"] = 1e3 * percentile(t, 50)
+            row["p90_ms"] = 1e3 * percentile(t, 90)
+        rows.append(row)
+    ctx.results["matmul"] = {"size": args.matmul_size, "gflops": ctx.matmul_gflops,
+                             "samples_gflops": ctx.matmul_samples}
+    fp32 = {b: max((r["images_per_s"] for r in rows if r["batch"] == b and r["path"] in
+                    ("keras", "keras_frozen", "savedmodel", "tflite_fp32")), default=None)
+            for b in args.batch_sizes}
+    for row in rows:
+        best = fp32.get(row["batch"])
+        row["speedup_vs_best_fp32"] = row["images_per_s"] / best if best else None
+    return rows
+
+
+# -- output quality -----------------------------------------------------------
+def sample_faces(ctx):
+    """(hr uint8, lr float32) of the sample faces, or None when there are none."""
+    if hasattr(ctx, "_faces"):
+        return ctx._faces
+    from data.degradation import degrade
+    from data.images import list_images, prepare_hr, read_image
+
+    load = ctx.args.lr_size * 8
+    files = list_images(ctx.args.sample_path) if os.path.isdir(ctx.args.sample_path) else []
+    ctx._faces = None
+    if files:
+        hr = ctx.np.stack([prepare_hr(read_image(f), load, load) for f in files])
+        ctx._faces = (hr, degrade(hr).numpy().astype("float32"))
+    return ctx._faces
+
+
+def run_quality(args, ctx):
+    np = ctx.np
+    from metrics.quality import psnr, to_uint8
+
+    faces = sample_faces(ctx)
+    outputs = getattr(ctx, "sample_outputs", {})
+    if faces is None or "keras" not in outputs:
+        return []
+    hr = faces[0]
+    ref = outputs["keras"]
+
+    def mean_psnr(a, b):
+        return float(np.mean([psnr(to_uint8(a[i]), b[i]) for i in range(len(a))]))
+
+    ref_psnr = mean_psnr(ref, hr)
+    rows = []
+    for path, out in outputs.items():
+        p = mean_psnr(out, hr)
+        vs = mean_psnr(out, to_uint8(ref))
+        rows.append({"path": path, "faces": len(hr), "max_abs_diff_vs_keras": float(np.abs(out - ref).max()),
+                     "psnr_vs_keras_db": None if math.isinf(vs) else vs, "psnr_hr_db": p,
+                     "psnr_loss_db": ref_psnr - p})
+    return rows
+
+
+# -- data pipeline ----------------------------------------------------------------
+def _pipeline_folder(args, tmp):
+    from data.images import list_images
+
+    if os.path.isdir(args.train_path) and len(list_images(args.train_path)) >= args.pipeline_images:
+        return args.train_path, False
+    import cv2
+
+    np = __import__("numpy")
+    rng = np.random.default_rng(0)
+    folder = os.path.join(tmp, "pipeline_images")
+    os.makedirs(folder, exist_ok=True)
+    for i in range(args.pipeline_images):
+        # CelebA-sized smooth colour fields with some detail, as JPEG.
+        small = rng.integers(0, 256, (14, 12, 3), dtype=np.uint8)
+        image = cv2.resize(small, (178, 218), interpolation=cv2.INTER_CUBIC)
+        image = cv2.add(image, rng.integers(0, 24, image.shape, dtype=np.uint8))
+        cv2.imwrite(os.path.join(folder, f"{i:06d}.jpg"), image)
+    return folder, True
+
+
+def run_pipeline(args, ctx):
+    import tensorflow as tf
+
+    from data.pipeline import TrainData
+
+    from data.images import list_images
+
+    folder, generated = _pipeline_folder(args, ctx.work_dir)
+    batch = max(1, min(args.pipeline_batch, len(list_images(folder))))
+    rows = []
+    for label, cache_mb in (("cached (steady state)", 4096), ("decode every epoch", 0)):
+        opt = types.SimpleNamespace(train_path=folder, batchSize=batch, seed=0, cache_memory_mb=cache_mb)
+        data = TrainData(opt)
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 1
+        options.threading.max_intra_op_parallelism = 1
+
+        def epoch(e):
+            """(images after the first batch, their seconds, seconds to the first batch)."""
+            start = time.perf_counter()
+            batches = iter(data.dataset(e).with_options(options))
+            next(batches)
+            first = time.perf_counter()
+            n = sum(int(batch["lr"].shape[0]) for batch in batches)
+            return n, time.perf_counter() - first, first - start
+
+        epoch(0)  # tracing, and the cache fill when cached
+        images, seconds, setups, e = 0, 0.0, [], 1
+        while images == 0 or seconds + sum(setups) < args.seconds:
+            n, s, setup = epoch(e)
+            images, seconds, e = images + n, seconds + s, e + 1
+            setups.append(setup)
+        rows.append({"pipeline": label, "images_per_s": images / seconds, "images": images,
+                     "epochs": e - 1, "epoch_setup_s": median(setups), "batch": data.batch_size, "threads": 1,
+                     "folder": "generated JPEGs 178x218" if generated else folder})
+        print(f"  pipeline {label}: {images / seconds:.1f} images/s", flush=True)
+    return rows
+
+
+# -- sections and report ------------------------------------------------------------
+INFERENCE_COLUMNS = (("path", "path", "{}"), ("batch", "batch", "{}"), ("images_per_s", "images/s", "{:.2f}"),
+                     ("gflops", "GFLOP/s", "{:.1f}"),
+                     ("ratio_to_matmul", "/ matmul", "{:.2f}"),
+                     ("speedup_vs_best_fp32", "x best fp32", "{:.2f}"),
+                     ("p50_ms", "p50 ms", "{:.1f}"), ("p90_ms", "p90 ms", "{:.1f}"), ("note", "what", "{}"))
+QUALITY_COLUMNS = (("path", "path", "{}"), ("faces", "faces", "{}"),
+                   ("max_abs_diff_vs_keras", "max abs diff vs keras", "{:.3f}"),
+                   ("psnr_vs_keras_db", "PSNR vs keras dB", "{:.2f}"), ("psnr_hr_db", "PSNR vs HR dB", "{:.3f}"),
+                   ("psnr_loss_db", "PSNR loss dB", "{:+.3f}"))
+PIPELINE_COLUMNS = (("pipeline", "pipeline", "{}"), ("images_per_s", "images/s", "{:.1f}"),
+                    ("epoch_setup_s", "epoch setup + 1st batch s", "{:.2f}"),
+                    ("images", "images", "{}"), ("batch", "batch", "{}"), ("threads", "threads", "{}"),
+                    ("folder", "images from", "{}"))
+
+SECTIONS = [
+    Section("inference", "Generator inference", run_inference, INFERENCE_COLUMNS),
+    Section("quality", "Output quality on the sample faces", run_quality, QUALITY_COLUMNS),
+    Section("pipeline", "Training data pipeline alone (one core; images/s after each epoch's first batch)",
+            run_pipeline, PIPELINE_COLUMNS),
+]
+
+
+def markdown_table(rows, columns):
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        cells = []
+        for key, _, fmt in columns:
+            value = row.get(key)
+            cells.append("" if value is None else fmt.format(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(report):
+    head = [f"# EIPNet generator benchmark ({report['date']})", "",
+            f"- machine: {report['machine']}",
+            f"- TensorFlow {report['tf_version']}, Keras {report['keras_version']}, Python {report['python']}",
+            f"- weights: {report['weights']}",
+            f"- settings: {json.dumps(report['settings'], sort_keys=True)}"]
+    if "matmul" in report:
+        mm = report["matmul"]
+        head.append(f"- fp32 dense matmul rate ({mm['size']}x{mm['size']} tf.matmul): **{mm['gflops']:.1f} GFLOP/s** "
+                    f"(median of {len(mm['samples_gflops'])} samples: "
+                    + ", ".join(f"{s:.0f}" for s in mm["samples_gflops"]) + "); one sample per round of the round-robin inference timing")
+    if "gflop_per_image" in report:
+        head.append(f"- generator cost: {report['gflop_per_image']:.2f} GFLOP per image (2 x conv MACs)")
+    if report.get("representative"):
+        head.append(f"- int8 calibration faces: {report['representative']} (plus mirror images)")
+    parts = ["\n".join(head)]
+    for section in SECTIONS:
+        if section.name in report:
+            parts.append(f"## {section.title}\n\n" + markdown_table(report[section.name], section.columns))
+    return "\n\n".join(parts) + "\n"
+
+
+def configure_tf(args):
+    import tensorflow as tf
+
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    return tf
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf = configure_tf(args)
+    import keras
+
+    from utils import describe_device
+
+    ctx = Context(args)
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": describe_device(),
+              "tf_version": tf.__version__, "keras_version": keras.__version__,
+              "python": platform.python_version(),
+              "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+              "settings": {k: getattr(args, k) for k in ("quick", "batch_sizes", "lr_size", "matmul_size",
+                                                         "seconds", "intra_op_threads", "inter_op_threads",
+                                                         "jit_compile", "tflite_threads")}}
+    print(f"{report['machine']}; TensorFlow {report['tf_version']}", flush=True)
+    for section in SECTIONS:
+        if section.name in args.sections:
+            print(f"{section.title} ...", flush=True)
+            report[section.name] = section.run(args, ctx)
+    report.update({k: v for k, v in ctx.results.items()})
+    report["weights"] = ctx.weights or "n/a"
+    report["representative"] = getattr(ctx, "representative", None)
+    text = markdown(report)
+    out = args.output
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, default=float)
+    md = os.path.splitext(out)[0] + ".md"
+    with open(md, "w", encoding="utf-8") as f:
+        f.write(text)
+    print()
+    print(text)
+    print(f"wrote {out} and {md}")
+    return report
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, OSError) as err:
+        sys.exit(f"benchmark: error: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}")

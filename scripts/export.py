@@ -1,0 +1,70 @@
+"""Export trained generator weights for deployment.
+
+    python -m scripts.export --weight_path W --output DIR [--int8]
+
+writes DIR/saved_model/ (signatures serving_default: float32 [N, h, w, 3] ->
+sr, serving_uint8: uint8 -> sr + sr_uint8, with_edges), DIR/generator_fp32.tflite
+and, with --int8, DIR/generator_int8.tflite (post-training quantisation
+calibrated on real LR faces: --representative_path plus mirror images). The
+TFLite files take batches of --batch_size (fixed; use 16 for throughput, 1
+for latency); models.export.TFLiteInference runs any batch in chunks of it.
+"""
+import argparse
+import os
+import sys
+
+from models.export import SAVED_MODEL_DIR, TFLITE_FILES
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m scripts.export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--weight_path", required=True,
+                   help="generator weights: generator.weights.h5, a training checkpoint, G_weight.ckpt, or their folder")
+    p.add_argument("--output", required=True, help="output folder")
+    p.add_argument("--int8", action="store_true", help="also write the int8 TFLite model")
+    p.add_argument("--representative_path", default=os.path.join("datasets", "train"),
+                   help="face images that calibrate the int8 model (default datasets/train)")
+    p.add_argument("--lr_size", type=int, default=16, help="LR input side of the TFLite models")
+    p.add_argument("--batch_size", type=int, default=1, help="fixed batch size of the TFLite models")
+    p.add_argument("--no_saved_model", action="store_true", help="write the TFLite files only")
+    args = p.parse_args(argv)
+    if args.lr_size < 1 or args.batch_size < 1:
+        p.error("--lr_size and --batch_size must be positive")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from models.checkpoint import load_generator
+    from models.export import export_saved_model, export_tflite, representative_faces
+
+    representative = None
+    if args.int8:  # read the faces first: a bad folder fails before the slow steps
+        representative = representative_faces(args.representative_path, load_size=8 * args.lr_size)
+    generator = load_generator(args.weight_path, lr_size=args.lr_size)
+    os.makedirs(args.output, exist_ok=True)
+    written = []
+    if not args.no_saved_model:
+        written.append(export_saved_model(generator, os.path.join(args.output, SAVED_MODEL_DIR)))
+    written.append(export_tflite(generator, os.path.join(args.output, TFLITE_FILES["float32"]),
+                                 lr_size=args.lr_size, batch_size=args.batch_size))
+    if args.int8:
+        written.append(export_tflite(generator, os.path.join(args.output, TFLITE_FILES["int8"]), int8=True,
+                                     representative=representative, lr_size=args.lr_size,
+                                     batch_size=args.batch_size))
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
+def _one_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, OSError) as err:  # CheckpointError and ExportError are ValueErrors
+        sys.exit(f"export: error: {_one_line(err)}")

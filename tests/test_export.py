@@ -1,0 +1,193 @@
+"""Exported generators (SavedModel, TFLite fp32/int8) against the Keras model, and the benchmark script.
+
+One module-scoped export through scripts.export (random weights with the RGB
+head scaled so that the output spans roughly the [0, 255] range, which makes
+the 0.5 bound meaningful) serves every round-trip test.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data.degradation import degrade
+from data.images import list_images, prepare_hr, read_image
+from metrics.quality import psnr, to_uint8
+from models import export
+from models.checkpoint import load_generator, save_generator
+from models.generator import build_generator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_FACES = os.path.join(ROOT, "datasets", "test")
+TRAIN_FACES = os.path.join(ROOT, "datasets", "train")
+TFLITE_BATCH = 2  # fixed batch of the exported TFLite files: predict() must chunk and pad
+# PSNR of int8 SR against fp32 SR on the sample faces. Measured 45.2 dB on
+# this fixture (47.3 dB on a partly trained generator, 62 dB on unscaled random
+# weights). 35 dB is an RMS error under 4.5 grey levels: loose enough for
+# calibration noise, while a broken quantisation (a wrong scale, a clipped
+# range, an unquantised path) lands far below.
+INT8_MIN_PSNR_DB = 35.0
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from scripts import export as export_script
+
+    tmp = tmp_path_factory.mktemp("export")
+    tf.keras.utils.set_random_seed(3)
+    g = build_generator()
+    rgb = g.rgb
+    rgb.kernel.assign(rgb.kernel * 20.0)
+    rgb.bias.assign(tf.fill(rgb.bias.shape, 128.0))
+    weights = str(tmp / "generator.weights.h5")
+    save_generator(g, weights)
+    out = tmp / "out"
+    export_script.main(["--weight_path", weights, "--output", str(out), "--int8",
+                        "--representative_path", TRAIN_FACES, "--batch_size", str(TFLITE_BATCH)])
+    generator = load_generator(weights)
+    hr = np.stack([prepare_hr(read_image(p), 128, 128) for p in list_images(TEST_FACES)])
+    lr = degrade(hr).numpy().astype(np.float32)
+    sr, *edges = generator(lr, training=False)
+    return {"dir": out, "weights": weights, "generator": generator, "lr": lr, "hr": hr,
+            "sr": sr.numpy(), "edges": [e.numpy() for e in edges]}
+
+
+def test_export_writes_the_files(exported):
+    out = exported["dir"]
+    assert (out / export.SAVED_MODEL_DIR / export.SAVED_MODEL_PB).is_file()
+    assert (out / export.TFLITE_FILES["float32"]).is_file()
+    assert (out / export.TFLITE_FILES["int8"]).is_file()
+    # int8 weights: about a quarter of the float file.
+    assert (out / export.TFLITE_FILES["int8"]).stat().st_size < 0.3 * (out / export.TFLITE_FILES["float32"]).stat().st_size
+    sr = exported["sr"]
+    assert sr.min() < 64 and sr.max() > 192, "fixture output should span the pixel range"
+
+
+def test_saved_model_matches_keras(exported):
+    model = export.load_exported(str(exported["dir"] / export.SAVED_MODEL_DIR))
+    assert isinstance(model, export.SavedModelInference) and model.name == "savedmodel"
+    sr, edges = model.predict(exported["lr"])
+    assert sr.shape == (8, 128, 128, 3) and sr.dtype == np.float32
+    assert np.abs(sr - exported["sr"]).max() <= 0.5
+    assert [e.shape for e in edges] == [e.shape for e in exported["edges"]]
+    for got, want in zip(edges, exported["edges"]):
+        assert np.abs(got - want).max() <= 0.5
+
+
+def test_saved_model_serving_signatures_take_uint8_and_float(exported):
+    loaded = tf.saved_model.load(str(exported["dir"] / export.SAVED_MODEL_DIR))
+    lr = exported["lr"][:3]  # integer-valued: the uint8 input is the same image
+    float_out = loaded.signatures["serving_default"](lr=tf.constant(lr))
+    assert set(float_out) == {"sr"}
+    uint8_out = loaded.signatures["serving_uint8"](lr=tf.constant(lr.astype(np.uint8)))
+    assert uint8_out["sr_uint8"].dtype == tf.uint8
+    assert np.abs(uint8_out["sr"].numpy() - float_out["sr"].numpy()).max() <= 1e-3
+    np.testing.assert_array_equal(uint8_out["sr_uint8"].numpy(), to_uint8(uint8_out["sr"].numpy()))
+    assert np.abs(float_out["sr"].numpy() - exported["sr"][:3]).max() <= 0.5
+    # Fully convolutional: another LR size works too.
+    assert loaded.signatures["serving_default"](lr=tf.zeros([1, 8, 12, 3]))["sr"].shape == (1, 64, 96, 3)
+
+
+def test_tflite_fp32_matches_keras(exported):
+    model = export.load_exported(str(exported["dir"] / export.TFLITE_FILES["float32"]))
+    assert isinstance(model, export.TFLiteInference) and model.name == "tflite"
+    assert model.batch_size == TFLITE_BATCH
+    sr, edges = model.predict(exported["lr"])
+    assert edges is None
+    assert sr.shape == (8, 128, 128, 3) and sr.dtype == np.float32
+    assert np.abs(sr - exported["sr"]).max() <= 0.5
+    # An odd count: the last chunk is padded and the padding dropped.
+    odd, _ = model.predict(exported["lr"][:3])
+    assert odd.shape == (3, 128, 128, 3)
+    assert np.abs(odd - exported["sr"][:3]).max() <= 0.5
+
+
+def test_tflite_int8_is_quantised_and_close_to_fp32(exported):
+    path = str(exported["dir"] / export.TFLITE_FILES["int8"])
+    model = export.load_exported(path)
+    interpreter = model.interpreter
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()
+    convs = [op for op in ops if op["op_name"] in ("CONV_2D", "TRANSPOSE_CONV")]
+    assert len(convs) == 8 + 3  # Conv1, 6 trunk convs, RGB; 3 deconvs (edge heads dropped)
+    for op in convs:  # the activation input of every (transposed) conv is int8
+        data_input = op["inputs"][2] if op["op_name"] == "TRANSPOSE_CONV" else op["inputs"][0]
+        assert dtypes[data_input] == np.int8, op
+    pools = [op for op in ops if op["op_name"] == "AVERAGE_POOL_2D"]
+    assert len(pools) == 3 and all(dtypes[op["inputs"][0]] == np.float32 for op in pools)
+
+    sr, edges = model.predict(exported["lr"])
+    assert edges is None and sr.shape == (8, 128, 128, 3)
+    ref = exported["sr"]
+    agreement = np.mean([psnr(to_uint8(sr[i]), to_uint8(ref[i])) for i in range(len(sr))])
+    print(f"int8 vs fp32 PSNR on the sample faces: {agreement:.2f} dB")
+    assert agreement > INT8_MIN_PSNR_DB, f"int8 vs fp32 PSNR {agreement:.1f} dB"
+
+
+def test_loader_errors_are_one_line(tmp_path):
+    with pytest.raises(export.ExportError, match="no TFLite file"):
+        export.load_exported(str(tmp_path / "missing.tflite"))
+    with pytest.raises(export.ExportError, match="neither a .tflite file nor a SavedModel"):
+        export.load_exported(str(tmp_path))
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+    with pytest.raises(export.ExportError, match="cannot load TFLite model"):
+        export.load_exported(str(bad))
+    with pytest.raises(export.ExportError, match="unknown quantization"):
+        export.tflite_bytes(None, "int4")
+    with pytest.raises(export.ExportError, match="representative folder not found"):
+        export.representative_faces(str(tmp_path / "nowhere"))
+
+
+def test_load_inference_dispatches_exported_files(exported):
+    from models import inference
+
+    model = inference.load_inference(str(exported["dir"] / export.TFLITE_FILES["float32"]))
+    assert model.name == "tflite"
+    model = inference.load_inference(str(exported["dir"] / export.SAVED_MODEL_DIR))
+    assert model.name == "savedmodel"
+    assert inference.load_inference(exported["weights"]).name == "keras"
+
+
+def test_export_script_reports_bad_weights(tmp_path, capsys):
+    from scripts import export as export_script
+
+    with pytest.raises(ValueError, match="no checkpoint at"):
+        export_script.main(["--weight_path", str(tmp_path / "none.h5"), "--output", str(tmp_path / "o")])
+    with pytest.raises(export.ExportError, match="representative folder not found"):
+        export_script.main(["--weight_path", str(tmp_path / "none.h5"), "--output", str(tmp_path / "o"),
+                            "--int8", "--representative_path", str(tmp_path / "nowhere")])
+
+
+def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
+    from scripts import benchmark
+
+    out = tmp_path / "bench" / "b.json"
+    benchmark.main(["--quick", "--output", str(out), "--weight_path", exported["weights"],
+                    "--lr_size", "4", "--matmul_size", "256", "--batch_sizes", "1", "--seconds", "0.05",
+                    "--paths", "keras,savedmodel,tflite_fp32,tflite_int8",
+                    "--sample_path", TEST_FACES, "--representative_path", TRAIN_FACES,
+                    "--pipeline_images", "4", "--pipeline_batch", "2", "--work_dir", str(tmp_path / "w")])
+    report = json.loads(out.read_text())
+    for key in ("machine", "tf_version", "matmul", "gflop_per_image", "inference", "quality", "pipeline", "weights"):
+        assert key in report, key
+    assert report["tf_version"] == tf.__version__
+    assert report["matmul"]["gflops"] > 0 and report["matmul"]["size"] == 256
+    # 2 x the conv MACs at 4x4 input: 1/16 of the 20.16 GFLOP at 16x16.
+    assert report["gflop_per_image"] == pytest.approx(20.156 / 16, rel=1e-3)
+    rows = {(r["path"], r["batch"]): r for r in report["inference"]}
+    # One batch size keeps the four TFLite conversions to two (~10 s fp32, ~20 s int8 each).
+    assert set(rows) == {(p, 1) for p in ("keras", "savedmodel", "tflite_fp32", "tflite_int8")}
+    for (path, batch), row in rows.items():
+        assert row["images_per_s"] > 0
+        assert row["gflops"] == pytest.approx(row["images_per_s"] * report["gflop_per_image"])
+        assert row["ratio_to_matmul"] == pytest.approx(row["gflops"] / report["matmul"]["gflops"])
+        assert 0 < row["p50_ms"] <= row["p90_ms"]
+    quality = {r["path"]: r for r in report["quality"]}
+    assert quality["savedmodel"]["max_abs_diff_vs_keras"] <= 0.5
+    assert quality["tflite_fp32"]["max_abs_diff_vs_keras"] <= 0.5
+    assert {r["pipeline"] for r in report["pipeline"]} == {"cached (steady state)", "decode every epoch"}
+    assert all(r["images_per_s"] > 0 for r in report["pipeline"])
+    md = (out.parent / "b.md").read_text()
+    assert "fp32 dense matmul rate" in md and "| tflite_int8 | 1 |" in md and report["machine"] in md
