@@ -82,10 +82,12 @@ def find_inputs(opt, out_root):
 
 def load_model(opt):
     from models import CheckpointError
+    from models.generator import MIXED_POLICY
     from models.inference import load_inference
 
     try:
-        return load_inference(opt.weight_path, lr_size=opt.lr_size, output_nc=opt.output_nc)
+        return load_inference(opt.weight_path, lr_size=opt.lr_size, output_nc=opt.output_nc,
+                              policy=MIXED_POLICY if opt.mixed_precision else None)
     except CheckpointError as err:
         fail(f"{err}; {NO_CHECKPOINT_HELP}")
 
@@ -290,7 +292,8 @@ def main(argv=None):
                           title=f"EIPNet x8: {os.path.basename(os.path.normpath(opt.weight_path))}")
     summary = {"images": processed, "skipped": len(skipped),
                "images_per_s": processed / generator_seconds if generator_seconds > 0 else None,
-               "device": describe_device(), "backend": model.name, "weight_path": opt.weight_path,
+               "device": describe_device(), "backend": model.name,
+               "precision": model.precision, "weight_path": opt.weight_path,
                "mode": "lr_input" if opt.lr_input else "hr"}
     if rows:
         columns = METRIC_KEYS + (evaluator.per_image_keys if evaluator is not None else ())

@@ -36,7 +36,6 @@ LOG_FIELDS = (("G_total", "G_total"), ("MSE", "L_rgb"), ("EDGE", "L_e"), ("YUV",
 VAL_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
 GRID_IMAGES = 4
 VAL_BATCH = 16
-MIXED_POLICY = "mixed_float16"
 
 
 class TrainingError(RuntimeError):
@@ -140,6 +139,7 @@ class Trainer:
         from data.pipeline import TrainData
         from losses import LossWeights
         from models import Discriminator, build_generator
+        from models.generator import MIXED_POLICY, dtype_policy
 
         self.opt = opt
         self.tf = tf
@@ -163,16 +163,10 @@ class Trainer:
         self.weights = {phase: LossWeights.from_options(opt, phase) for phase in (False, True)}
 
         with self.strategy.scope():
-            # the policy is read when layers are made: set only for them, so nothing else in the process changes
-            policy = keras.mixed_precision.global_policy()
-            if opt.mixed_precision:
-                keras.mixed_precision.set_global_policy(MIXED_POLICY)
-            try:
+            with dtype_policy(MIXED_POLICY if opt.mixed_precision else None):
                 self.generator = build_generator(opt.lr_size, opt.output_nc)
                 self.discriminator = Discriminator()
                 self.discriminator(tf.zeros([1, opt.crop_size, opt.crop_size, opt.output_nc]))
-            finally:
-                keras.mixed_precision.set_global_policy(policy)
             self.g_optimizer = keras.optimizers.Adam(opt.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
             d_beta_1, d_beta_2 = D_BETAS[opt.d_betas]
             self.d_optimizer = keras.optimizers.Adam(opt.learning_rate, beta_1=d_beta_1, beta_2=d_beta_2,

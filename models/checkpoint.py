@@ -77,10 +77,10 @@ def _resolve(path):
     raise CheckpointError(f"no checkpoint at {path}")
 
 
-def load_generator(path, lr_size=16, output_nc=3):
-    """A ready generator with the weights at `path` (any supported format)."""
+def load_generator(path, lr_size=16, output_nc=3, policy=None):
+    """A ready generator with the weights at `path` (any supported format), built under Keras `policy`."""
     kind, resolved = _resolve(path)
-    generator = build_generator(lr_size, output_nc)
+    generator = build_generator(lr_size, output_nc, policy)
     try:
         if kind == "h5":
             _load_h5(generator, resolved)

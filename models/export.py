@@ -118,6 +118,7 @@ class SavedModelInference:
     """A SavedModel written by `export_saved_model` (any folder with saved_model.pb)."""
 
     name = "savedmodel"
+    precision = "float32"
 
     def __init__(self, path, lr_size=16, output_nc=3, edges=True):
         if not os.path.isfile(os.path.join(path, SAVED_MODEL_PB)):
@@ -291,6 +292,8 @@ class TFLiteInference:
         self._input, self._output = inputs[0]["index"], outputs[0]["index"]
         self.input_shape = tuple(int(d) for d in inputs[0]["shape"])
         self.batch_size = self.input_shape[0]
+        quantised = any(t["dtype"] == np.int8 for t in self.interpreter.get_tensor_details())
+        self.precision = "int8" if quantised else "float32"
 
     def predict(self, lr):
         lr = np.asarray(lr, np.float32)

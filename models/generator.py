@@ -5,12 +5,32 @@ Layer names follow the released TF1 graph (`Conv1`, `Step1_1`, ...,
 name (see models/checkpoint.py). Pixels are on the [0, 255] scale in and out;
 the output is linear, as in the released code.
 """
+import contextlib
+
 import keras
 from keras import layers
 import tensorflow as tf
 
 # Average-pool kernel of the edge block after each 2x upsampling (paper 3.1).
 EDGE_POOL_SIZES = (5, 7, 10)
+# --mixed_precision's Keras policy (GPUs with float16 tensor cores).
+MIXED_POLICY = "mixed_float16"
+
+
+@contextlib.contextmanager
+def dtype_policy(name=None):
+    """Layers made inside take the Keras dtype policy `name` (None: leave it as it is).
+
+    Keras reads the global policy when a layer is made, so it is set only for
+    that long: nothing else in the process changes precision.
+    """
+    previous = keras.mixed_precision.global_policy()
+    if name:
+        keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _conv(filters, kernel, name, activation="relu", dtype=None):
@@ -80,8 +100,12 @@ class Generator(keras.Model):
         return {"output_nc": self.output_nc}
 
 
-def build_generator(lr_size=16, output_nc=3):
-    """A generator with its variables created (weights can then be loaded)."""
-    g = Generator(output_nc=output_nc)
+def build_generator(lr_size=16, output_nc=3, policy=None):
+    """A generator with its variables created (weights can then be loaded).
+
+    `policy`: a Keras dtype policy such as MIXED_POLICY; the weights stay float32 under any.
+    """
+    with dtype_policy(policy):
+        g = Generator(output_nc=output_nc)
     g(tf.zeros([1, lr_size, lr_size, 3]))
     return g

@@ -8,7 +8,7 @@ backend whose exported graph does not return them.
 """
 import tensorflow as tf
 
-from models.checkpoint import load_generator
+from models.checkpoint import CheckpointError, load_generator
 
 
 class KerasInference:
@@ -16,8 +16,9 @@ class KerasInference:
 
     name = "keras"
 
-    def __init__(self, path, lr_size=16, output_nc=3):
-        self.generator = load_generator(path, lr_size=lr_size, output_nc=output_nc)
+    def __init__(self, path, lr_size=16, output_nc=3, policy=None):
+        self.generator = load_generator(path, lr_size=lr_size, output_nc=output_nc, policy=policy)
+        self.precision = self.generator.dtype_policy.name
         # One trace serves every batch size and LR size.
         self._run = tf.function(lambda lr: self.generator(lr, training=False),
                                 input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
@@ -34,6 +35,16 @@ def backend_for(path):
     return exported_backend(path) or KerasInference
 
 
-def load_inference(path, lr_size=16, output_nc=3):
-    """A ready inference object for the weights at `path`; raises CheckpointError."""
-    return backend_for(path)(path, lr_size=lr_size, output_nc=output_nc)
+def load_inference(path, lr_size=16, output_nc=3, policy=None):
+    """A ready inference object for the weights at `path`; raises CheckpointError.
+
+    `policy` (a Keras dtype policy, e.g. mixed_float16) applies to Keras
+    weights; an exported model runs in the precision it was exported with.
+    """
+    backend = backend_for(path)
+    if backend is not KerasInference:
+        if policy:
+            raise CheckpointError(f"{path} is an exported model: it runs as exported, so a dtype policy "
+                                  f"({policy}) cannot apply; give Keras weights or leave it out")
+        return backend(path, lr_size=lr_size, output_nc=output_nc)
+    return backend(path, lr_size=lr_size, output_nc=output_nc, policy=policy)

@@ -29,6 +29,10 @@ class BaseOptions:
                                  "random crop of the load_size face in training, centre crop in testing")
         parser.add_argument("--output_nc", type=int, default=3, choices=(3,),
                             help="output channels of the generator (RGB; the YUV loss and metrics need 3)")
+        parser.add_argument("--mixed_precision", action="store_true",
+                            help="float16 compute (Keras mixed_float16) with float32 weights, outputs and losses; "
+                                 "in training with dynamic loss scaling. For GPUs with tensor cores: very slow "
+                                 "on the CPU")
         parser.add_argument("--dataset_mode", default="folder", choices=DATASET_MODES,
                             help="face framing: folder = largest centred square; celeba = the paper's 178x178 "
                                  "centre crop of aligned CelebA; vggface2 = centre crop of 0.7 x min(h, w)")

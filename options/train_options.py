@@ -86,9 +86,6 @@ class TrainOptions(BaseOptions):
                             help="default: one device; mirrored: every GPU --gpu_ids makes visible; multi_worker: "
                                  "every GPU of the machines listed in TF_CONFIG (README). --batchSize is the global "
                                  "batch and must divide by the number of GPUs")
-        parser.add_argument("--mixed_precision", action="store_true",
-                            help="float16 compute with float32 weights, outputs and losses, dynamic loss scaling "
-                                 "(GPUs with tensor cores; very slow on the CPU)")
         return parser
 
     def validate(self, opt, parser):

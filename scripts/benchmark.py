@@ -290,18 +290,11 @@ def make_runners(ctx, path):
 
 def bf16_forward(generator, lr_size):
     """The generator under Keras' mixed_bfloat16 policy (same weights), float32 sr out."""
-    import keras
     import tensorflow as tf
 
-    from models.generator import Generator
+    from models.generator import build_generator
 
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        twin = Generator(output_nc=generator.output_nc)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    twin(tf.zeros([1, lr_size, lr_size, 3]))
+    twin = build_generator(lr_size, generator.output_nc, policy="mixed_bfloat16")
     twin.set_weights(generator.get_weights())
     return lambda x: tf.cast(twin(x, training=False)[0], tf.float32)
 

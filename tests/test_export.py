@@ -191,3 +191,35 @@ def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
     assert all(r["images_per_s"] > 0 for r in report["pipeline"])
     md = (out.parent / "b.md").read_text()
     assert "fp32 dense matmul rate" in md and "| tflite_int8 | 1 |" in md and report["machine"] in md
+
+
+def test_test_py_runs_exported_models(exported, tmp_path):
+    """test.py --weight_path takes a .tflite file or a SavedModel folder and writes the Keras model's SR."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    expected = to_uint8(exported["sr"])  # files sorted by name, as list_images gives them
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in list_images(TEST_FACES)]
+    for weights, backend in ((exported["dir"] / export.TFLITE_FILES["float32"], "tflite"),
+                             (exported["dir"] / export.SAVED_MODEL_DIR, "savedmodel")):
+        out = tmp_path / backend
+        result = subprocess.run([sys.executable, "test.py", "--gpu_ids", "-1", "--weight_path", str(weights),
+                                 "--image_save_path", str(out), "--batchSize", "3", "--num_figures", "0",
+                                 "--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["backend"] == backend and summary["precision"] == "float32" and summary["images"] == 8
+        for stem, want in zip(stems, expected):
+            got = cv2.cvtColor(cv2.imread(str(out / f"{stem}_SR.png")), cv2.COLOR_BGR2RGB)
+            assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, (backend, stem)
+
+    refused = subprocess.run([sys.executable, "test.py", "--gpu_ids", "-1", "--mixed_precision",
+                              "--weight_path", str(exported["dir"] / export.SAVED_MODEL_DIR),
+                              "--image_save_path", str(tmp_path / "refused")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith("test.py: error: ")
+    assert "is an exported model" in refused.stderr
