@@ -6,8 +6,8 @@
 
 Everything goes to <checkpoint_path>/<save_path>/: ckpt/ (training checkpoints),
 generator.weights.h5 (latest generator, for test.py), best/ (best validation
-PSNR), logs/ (TensorBoard), loss_log.txt, validation.csv, loss_curves.png,
-opt.txt / opt.json.
+PSNR), logs/ (TensorBoard), loss_log.txt, validation.csv and validation.png,
+loss_curves.png, opt.txt / opt.json.
 
 Distributed (--strategy): --batchSize is the global batch; each step's losses
 are averaged over it (compute_average_loss) and the gradients summed over the
@@ -488,6 +488,7 @@ class Trainer:
         """Mean PSNR/SSIM on the validation faces; keeps the best generator."""
         from metrics.quality import quality, to_uint8
         from models import save_generator
+        from visualizer import validation_curve
 
         sr, *_ = self.super_resolve_validation()
         rows = [quality(to_uint8(s), h) for s, h in zip(sr, self.val_hr)]
@@ -501,6 +502,7 @@ class Trainer:
                 writer.writerow(("iteration",) + VAL_KEYS + tuple(f"bicubic_{k}" for k in VAL_KEYS))
             writer.writerow([iteration] + [f"{scores[k]:.4f}" for k in VAL_KEYS]
                             + [f"{self.val_bicubic[k]:.4f}" for k in VAL_KEYS])
+        validation_curve(path, os.path.join(self.folder, "validation.png"))
         with self.writer.as_default(step=iteration):
             for k in VAL_KEYS:
                 self.tf.summary.scalar(f"val/{k}", scores[k])

@@ -45,6 +45,29 @@ def image_grid(rows):
     return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
 
 
+def validation_curve(csv_path, path):
+    """Validation PSNR and SSIM against the iteration, with bicubic's as a dashed line (train.py's validation.csv)."""
+    import csv
+
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    iters = [int(r["iteration"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, key, unit in ((axes[0], "psnr", " (dB)"), (axes[1], "ssim", "")):
+        ax.plot(iters, [float(r[key]) for r in rows], marker="o", ms=3, lw=1.2, label="EIPNet")
+        ax.axhline(float(rows[-1]["bicubic_" + key]), color="gray", ls="--", lw=1, label="bicubic")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(key.upper() + unit)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"validation on {len(rows)} checks", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def loss_curves(history, path):
     """Plot each logged loss term against the iteration (history: {name: [(iter, value)]})."""
     names = sorted(history)

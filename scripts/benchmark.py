@@ -13,7 +13,12 @@ One run measures, on the current machine:
 * output quality of each path on the sample faces (datasets/test): max abs
   difference to the Keras fp32 output, PSNR to it, and the PSNR change against
   the HR faces;
-* the training data pipeline alone (data.pipeline.TrainData, one core).
+* the training data pipeline alone (data.pipeline.TrainData, one core);
+* training: images/s and peak resident memory of train.py's step for G-only
+  losses, + identity, + GAN, + both (each in a fresh process), against what
+  the networks' FLOPs (TF's profiler on the frozen graphs) predict;
+* test.py itself on the sample faces (decoding, batching and writing around
+  the generator): its summary.json images_per_s against the matmul rate.
 It prints the tables and writes them as JSON and markdown (same stem, .md).
 
 Adding a section (e.g. training images/s): write `def my_section(args, ctx)
@@ -77,6 +82,15 @@ def parse_args(argv=None):
     p.add_argument("--inter_op_threads", type=int, default=0, help="TF inter-op threads (0: TF default)")
     p.add_argument("--jit_compile", action="store_true", help="XLA-compile the Keras path")
     p.add_argument("--tflite_threads", type=int, default=0, help="TFLite threads (0: all cores)")
+    p.add_argument("--train_batch", type=int, default=16, help="batch size of the training section")
+    p.add_argument("--train_crop", type=int, default=128, help="HR side of the training section")
+    p.add_argument("--train_steps", type=int, default=None,
+                   help="timed training steps per configuration, after 2 untimed ones (default 5, quick 1)")
+    p.add_argument("--id_weights", default=None,
+                   help="FaceNet weights of the identity rows (default: the usual lookup; without any, the "
+                        "rows use randomly initialised FaceNet weights, which cost the same)")
+    p.add_argument("--test_copies", type=int, default=None,
+                   help="test.py section: how many copies of the sample faces it reads (default 10, quick 3)")
     p.add_argument("--work_dir", default=None, help="where the exported models go (default: a temp folder)")
     args = p.parse_args(argv)
     args.paths = _split(args.paths)
@@ -95,6 +109,12 @@ def parse_args(argv=None):
         args.seconds = 2.0 if args.quick else 10.0
     if args.pipeline_images is None:
         args.pipeline_images = 32 if args.quick else 256
+    if args.train_steps is None:
+        args.train_steps = 1 if args.quick else 5
+    if args.test_copies is None:
+        args.test_copies = 3 if args.quick else 10
+    if min(args.train_batch, args.train_steps, args.test_copies) < 1 or args.train_crop < 8 or args.train_crop % 8:
+        p.error("--train_batch, --train_steps and --test_copies must be positive, --train_crop a multiple of 8")
     names = [s.name for s in SECTIONS]
     args.sections = _split(args.sections) if args.sections else names
     bad = [x for x in args.sections if x not in names]
@@ -349,6 +369,7 @@ def run_inference(args, ctx):
     for row in rows:
         best = fp32.get(row["batch"])
         row["speedup_vs_best_fp32"] = row["images_per_s"] / best if best else None
+    ctx.inference_rows = rows
     return rows
 
 
@@ -454,6 +475,171 @@ def run_pipeline(args, ctx):
     return rows
 
 
+# -- training -------------------------------------------------------------------
+# (row, identity loss on, GAN phase on)
+TRAIN_CONFIGS = (("G losses (L_rgb, L_e, L_lc)", False, False), ("+ identity (L_id)", True, False),
+                 ("+ GAN (L_ad, D update)", False, True), ("+ identity + GAN", True, True))
+
+
+def graph_gflop(fn, spec):
+    """GFLOP of one call of `fn` on `spec`, as TF's profiler counts the ops of the frozen graph."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(tf.function(fn).get_concrete_function(spec))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops / 1e9
+
+
+def training_gflop(args):
+    """Forward GFLOP per image of G, D and FaceNet at the training section's size, and each row's step cost.
+
+    A trained network's step costs ~3 forwards (the backward pass computes
+    input and weight gradients, ~2 forwards); a frozen one that gradients flow
+    through ~2 (input gradients only). So per image: G losses 3 G; L_id adds
+    FaceNet on HR (1) and on SR with its backward (2); the GAN phase adds the D
+    update (G forward, D forward and backward on HR and SR: 1 G + 6 D) and L_ad
+    (D forward and input backward on SR: 2 D).
+    """
+    import tensorflow as tf
+
+    from models import Discriminator, build_generator
+    from models.identity import IdentityNetwork
+
+    crop = args.train_crop
+    g = build_generator(crop // 8)
+    d = Discriminator()
+    face = tf.TensorSpec([1, crop, crop, 3], tf.float32)
+    forward = {"G": graph_gflop(lambda x: g(x, training=False)[0], tf.TensorSpec([1, crop // 8, crop // 8, 3])),
+               "D": graph_gflop(lambda x: d(x, training=False), face),
+               "FaceNet": graph_gflop(IdentityNetwork(pretrained=False).bottleneck, face)}
+    step = {}
+    for name, identity, gan in TRAIN_CONFIGS:
+        step[name] = (3 * forward["G"] + (3 * forward["FaceNet"] if identity else 0.0)
+                      + (forward["G"] + 8 * forward["D"] if gan else 0.0))
+    return forward, step
+
+
+def _train_child(arg_values, config, folder, id_weights):
+    """(images/s, seconds per step, peak RSS in MB) of train.py's step for one TRAIN_CONFIGS row.
+
+    Runs in a fresh process, so that its peak memory is its own. The batches
+    are read before the timing: the pipeline has its own section.
+    """
+    import resource
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = types.SimpleNamespace(**arg_values)
+    configure_tf(args)
+    import train
+    from options.train_options import TrainOptions
+
+    _, identity, gan = config
+    if identity and not id_weights:
+        from models import identity as identity_module  # random FaceNet weights: the same FLOPs
+
+        identity_module.load_identity_network = lambda *_, **__: identity_module.IdentityNetwork(pretrained=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["--train_path", folder, "--test_path", folder, "--checkpoint_path", tmp,
+                "--batchSize", str(args.train_batch), "--load_size", str(args.train_crop),
+                "--crop_size", str(args.train_crop), "--niter", "1000", "--gan_start_iter", "0" if gan else "1000"]
+        argv += (["--id_weights", id_weights] if id_weights else []) if identity else ["--lambda_id", "0"]
+        trainer = train.Trainer(TrainOptions().parse(argv))
+        batches, epoch = [], 0
+        while len(batches) < args.train_steps + 2:
+            batches += list(trainer.batches(epoch, 0))
+            epoch += 1
+        for batch in batches[:2]:  # tracing
+            trainer.train_step(batch)
+        start = time.perf_counter()
+        for batch in batches[2:args.train_steps + 2]:
+            trainer.train_step(batch)
+        seconds = (time.perf_counter() - start) / args.train_steps
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    return args.train_batch / seconds, seconds, peak_mb
+
+
+def run_training(args, ctx):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from models.identity import IdentityWeightsError, find_weights
+
+    try:
+        id_weights = find_weights(args.id_weights, download=False)
+    except IdentityWeightsError:
+        if args.id_weights:
+            raise
+        id_weights = None
+    folder, generated = _pipeline_folder(args, ctx.work_dir)
+    forward, step = training_gflop(args)
+    ctx.results["training_gflop"] = {"forward_per_image": forward, "step_per_image": step}
+    rows = []
+    for config in TRAIN_CONFIGS:
+        name, identity, _ = config
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            images_per_s, seconds, peak_mb = pool.submit(_train_child, vars(args), config, folder,
+                                                         id_weights).result()
+        rows.append({"losses": name, "images_per_s": images_per_s, "step_s": seconds, "peak_rss_mb": peak_mb,
+                     "step_gflop_per_image": step[name], "gflops": images_per_s * step[name],
+                     "batch": args.train_batch, "crop": args.train_crop,
+                     "facenet": ("" if not identity else "pretrained" if id_weights else "random weights")})
+        print(f"  training, {name}: {images_per_s:.2f} images/s, peak {peak_mb:.0f} MB", flush=True)
+    base = rows[0]
+    for row in rows:
+        # what the step would reach if the added networks ran as efficiently as the generator's step
+        row["flop_predicted_images_per_s"] = base["images_per_s"] * base["step_gflop_per_image"] / row[
+            "step_gflop_per_image"]
+        row["vs_flop_prediction"] = row["images_per_s"] / row["flop_predicted_images_per_s"]
+    return rows
+
+
+# -- test.py itself ---------------------------------------------------------------
+def run_test_py(args, ctx):
+    """test.py on copies of the sample faces: its own images_per_s, against the matmul rate."""
+    import shutil
+    import subprocess
+
+    from data.images import list_images
+    from models import save_generator
+
+    faces = list_images(args.sample_path) if os.path.isdir(args.sample_path) else []
+    if not faces:
+        return []
+    folder = os.path.join(ctx.work_dir, "test_py_faces")
+    os.makedirs(folder, exist_ok=True)
+    for copy in range(args.test_copies):
+        for path in faces:
+            stem, ext = os.path.splitext(os.path.basename(path))
+            shutil.copy(path, os.path.join(folder, f"{stem}_{copy}{ext}"))
+    weights = ctx.weights if ctx.weights and os.path.exists(ctx.weights) else None
+    if weights is None:
+        weights = os.path.join(ctx.work_dir, "generator.weights.h5")
+        save_generator(ctx.generator(), weights)
+    gflop = ctx.results.get("gflop_per_image") or generator_gflop(ctx.generator(), args.lr_size)
+    keras_rate = {r["batch"]: r["images_per_s"] for r in getattr(ctx, "inference_rows", []) if r["path"] == "keras"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rows = []
+    for b in args.batch_sizes:
+        out = os.path.join(ctx.work_dir, f"test_py_b{b}")
+        command = [sys.executable, "test.py", "--weight_path", weights, "--test_path", folder,
+                   "--image_save_path", out, "--overwrite", "--batchSize", str(b), "--num_figures", "0",
+                   "--crop_size", str(8 * args.lr_size), "--load_size", str(8 * args.lr_size),
+                   "--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"]
+        result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+        if result.returncode:
+            raise RuntimeError(f"test.py failed: {result.stderr.strip().splitlines()[-1]}")
+        ctx.sample_matmul(1)
+        with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+            ips = json.load(f)["images_per_s"]
+        rows.append({"path": "test.py", "batch": b, "images": len(faces) * args.test_copies, "images_per_s": ips,
+                     "gflops": ips * gflop, "ratio_to_matmul": ips * gflop / ctx.matmul_gflops,
+                     "vs_keras_path": ips / keras_rate[b] if b in keras_rate else None})
+        print(f"  test.py batch {b}: {ips:.2f} images/s", flush=True)
+    return rows
+
+
 # -- sections and report ------------------------------------------------------------
 INFERENCE_COLUMNS = (("path", "path", "{}"), ("batch", "batch", "{}"), ("images_per_s", "images/s", "{:.2f}"),
                      ("gflops", "GFLOP/s", "{:.1f}"),
@@ -469,11 +655,25 @@ PIPELINE_COLUMNS = (("pipeline", "pipeline", "{}"), ("images_per_s", "images/s",
                     ("images", "images", "{}"), ("batch", "batch", "{}"), ("threads", "threads", "{}"),
                     ("folder", "images from", "{}"))
 
+TRAINING_COLUMNS = (("losses", "losses", "{}"), ("images_per_s", "images/s", "{:.2f}"),
+                    ("step_s", "s/step", "{:.2f}"), ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
+                    ("step_gflop_per_image", "GFLOP/image", "{:.1f}"), ("gflops", "GFLOP/s", "{:.1f}"),
+                    ("flop_predicted_images_per_s", "FLOP-predicted images/s", "{:.2f}"),
+                    ("vs_flop_prediction", "measured / predicted", "{:.2f}"), ("batch", "batch", "{}"),
+                    ("crop", "HR", "{}"), ("facenet", "FaceNet", "{}"))
+TEST_PY_COLUMNS = (("path", "path", "{}"), ("batch", "batch", "{}"), ("images", "images", "{}"),
+                   ("images_per_s", "images/s", "{:.2f}"), ("gflops", "GFLOP/s", "{:.1f}"),
+                   ("ratio_to_matmul", "/ matmul", "{:.2f}"), ("vs_keras_path", "/ keras path", "{:.2f}"))
+
 SECTIONS = [
     Section("inference", "Generator inference", run_inference, INFERENCE_COLUMNS),
     Section("quality", "Output quality on the sample faces", run_quality, QUALITY_COLUMNS),
+    Section("test_py", "test.py end to end (summary.json images_per_s: decoding, batching and writing around "
+            "the generator)", run_test_py, TEST_PY_COLUMNS),
     Section("pipeline", "Training data pipeline alone (one core; images/s after each epoch's first batch)",
             run_pipeline, PIPELINE_COLUMNS),
+    Section("training", "Training step (train.py's Trainer.train_step; each row a fresh process)",
+            run_training, TRAINING_COLUMNS),
 ]
 
 
@@ -487,6 +687,31 @@ def markdown_table(rows, columns):
             cells.append("" if value is None else fmt.format(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def targets(report):
+    """One line per target of the benchmark issue that this report's sections measure."""
+    lines = []
+    for row in report.get("test_py", []):
+        lines.append(f"test.py at batch {row['batch']}: {row['ratio_to_matmul']:.2f} of the matmul rate"
+                     + (f", {row['vs_keras_path']:.2f}x the plain Keras path" if row["vs_keras_path"] else ""))
+    inference = {(r["path"], r["batch"]): r for r in report.get("inference", [])}
+    quality = {r["path"]: r for r in report.get("quality", [])}
+    for (path, batch), row in sorted(inference.items()):
+        if path == "tflite_int8" and row.get("speedup_vs_best_fp32"):
+            loss = quality.get(path, {}).get("psnr_loss_db")
+            lines.append(f"int8 at batch {batch}: {row['speedup_vs_best_fp32']:.2f}x the fastest fp32 path"
+                         + (f", PSNR loss {loss:+.3f} dB on the sample faces" if loss is not None else ""))
+    pipeline = {r["pipeline"]: r["images_per_s"] for r in report.get("pipeline", [])}
+    training = report.get("training", [])
+    if pipeline and training:
+        fastest = max(r["images_per_s"] for r in training)
+        lines.append("data pipeline on one core: " + ", ".join(
+            f"{label} {rate / fastest:.0f}x" for label, rate in pipeline.items()) + " the fastest training step's "
+            f"images/s ({fastest:.2f})")
+    for row in training[1:]:
+        lines.append(f"training {row['losses']}: {row['vs_flop_prediction']:.2f} of the images/s its FLOPs predict")
+    return lines
 
 
 def markdown(report):
@@ -504,7 +729,15 @@ def markdown(report):
         head.append(f"- generator cost: {report['gflop_per_image']:.2f} GFLOP per image (2 x conv MACs)")
     if report.get("representative"):
         head.append(f"- int8 calibration faces: {report['representative']} (plus mirror images)")
+    if "training_gflop" in report:
+        forward = report["training_gflop"]["forward_per_image"]
+        head.append("- forward GFLOP per training image (TF profiler, frozen graphs): "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in forward.items())
+                    + "; a step costs 3 forwards of a trained net, 2 of a frozen one gradients pass through")
     parts = ["\n".join(head)]
+    findings = targets(report)
+    if findings:
+        parts.append("## Against the targets\n\n" + "\n".join(f"- {line}" for line in findings))
     for section in SECTIONS:
         if section.name in report:
             parts.append(f"## {section.title}\n\n" + markdown_table(report[section.name], section.columns))

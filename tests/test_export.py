@@ -168,9 +168,11 @@ def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
                     "--lr_size", "4", "--matmul_size", "256", "--batch_sizes", "1", "--seconds", "0.05",
                     "--paths", "keras,savedmodel,tflite_fp32,tflite_int8",
                     "--sample_path", TEST_FACES, "--representative_path", TRAIN_FACES,
-                    "--pipeline_images", "4", "--pipeline_batch", "2", "--work_dir", str(tmp_path / "w")])
+                    "--pipeline_images", "4", "--pipeline_batch", "2", "--work_dir", str(tmp_path / "w"),
+                    "--train_batch", "1", "--train_crop", "16", "--train_steps", "1", "--test_copies", "1"])
     report = json.loads(out.read_text())
-    for key in ("machine", "tf_version", "matmul", "gflop_per_image", "inference", "quality", "pipeline", "weights"):
+    for key in ("machine", "tf_version", "matmul", "gflop_per_image", "inference", "quality", "pipeline", "weights",
+                "test_py", "training", "training_gflop"):
         assert key in report, key
     assert report["tf_version"] == tf.__version__
     assert report["matmul"]["gflops"] > 0 and report["matmul"]["size"] == 256
@@ -223,3 +225,34 @@ def test_test_py_runs_exported_models(exported, tmp_path):
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1].startswith("test.py: error: ")
     assert "is an exported model" in refused.stderr
+
+    # test.py's own rate, in its summary.json, against the same yardstick
+    test_py = report["test_py"]
+    assert [r["batch"] for r in test_py] == [1] and test_py[0]["images"] == len(list_images(TEST_FACES))
+    assert test_py[0]["ratio_to_matmul"] == pytest.approx(
+        test_py[0]["images_per_s"] * report["gflop_per_image"] / report["matmul"]["gflops"])
+    assert test_py[0]["vs_keras_path"] == pytest.approx(test_py[0]["images_per_s"] / rows[("keras", 1)]["images_per_s"])
+    assert "test.py at batch 1:" in md and "## Training step" in md
+    training = {r["losses"]: r for r in report["training"]}
+    steps = report["training_gflop"]["step_per_image"]
+    assert list(training) == [name for name, _, _ in benchmark.TRAIN_CONFIGS] == list(steps)
+    for name, row in training.items():
+        assert row["images_per_s"] > 0 and row["peak_rss_mb"] > 100  # TensorFlow alone takes more
+        assert row["gflops"] == pytest.approx(row["images_per_s"] * steps[name])
+        assert row["images_per_s"] == pytest.approx(row["batch"] / row["step_s"])
+        assert bool(row["facenet"]) == ("identity" in name)
+
+
+def test_benchmark_training_rows_follow_the_flop_accounting(tmp_path):
+    """The training section's FLOP model: 3 forwards per trained net, 2 per frozen one, the D update's 1 G + 6 D."""
+    from scripts import benchmark
+
+    args = benchmark.parse_args(["--train_crop", "16"])
+    forward, step = benchmark.training_gflop(args)
+    # TF's profiler counts the conv MACs (the inference section's count) plus biases, ReLUs and pools
+    g = build_generator(2)
+    assert forward["G"] == pytest.approx(benchmark.generator_gflop(g, 2), rel=0.02)
+    assert forward["D"] > 0 and forward["FaceNet"] > 1.0  # FaceNet runs at 160x160 whatever the face size
+    G, D, F = forward["G"], forward["D"], forward["FaceNet"]
+    assert step == pytest.approx({"G losses (L_rgb, L_e, L_lc)": 3 * G, "+ identity (L_id)": 3 * G + 3 * F,
+                                  "+ GAN (L_ad, D update)": 4 * G + 8 * D, "+ identity + GAN": 4 * G + 3 * F + 8 * D})

@@ -66,6 +66,7 @@ def test_tiny_run_writes_every_output(tmp_path):
     with open(folder / "validation.csv") as f:
         rows = f.read().splitlines()
     assert rows[0].startswith("iteration,psnr,ssim") and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+    assert (folder / "validation.png").stat().st_size > 0
     tags = set()
     for event_file in (folder / "logs").iterdir():
         for event in tf.compat.v1.train.summary_iterator(str(event_file)):
