@@ -66,21 +66,22 @@ def _free_ports(count):
             s.close()
 
 
-def test_multi_worker_on_localhost_trains_in_step_and_only_the_chief_saves(tmp_path):
+def _run_workers(tmp_path, phase, *extra):
+    """Two train.py workers on 127.0.0.1 sharing one --checkpoint_path; (outputs, weights) once both ended."""
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    procs, logs = [], [tmp_path / f"worker{index}.log" for index in range(2)]
+    procs, logs = [], [tmp_path / f"{phase}_worker{index}.log" for index in range(2)]
     try:
         for index in range(2):
-            temp = tmp_path / f"temp{index}"
+            temp = tmp_path / f"{phase}_temp{index}"
             temp.mkdir()
             config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-            args = DATA + ["--strategy", "multi_worker", "--batchSize", "2", "--lambda_id", "0", "--niter", "3",
+            args = DATA + ["--strategy", "multi_worker", "--batchSize", "2", "--lambda_id", "0",
                            "--gan_start_iter", "1", "--save_iter_freq", "0", "--save_epoch_freq", "0",
-                           "--val_iter_freq", "0", "--checkpoint_path", str(tmp_path / f"run{index}")]
+                           "--val_iter_freq", "0", "--checkpoint_path", str(tmp_path / "run"), *extra]
             with open(logs[index], "w") as log:
                 procs.append(subprocess.Popen(
-                    [sys.executable, os.path.abspath(__file__), "worker", tmp_path / f"weights{index}.npz", *args],
-                    cwd=ROOT, env=_env(TF_CONFIG=config, TMPDIR=str(temp)), stdout=log,
+                    [sys.executable, os.path.abspath(__file__), "worker", tmp_path / f"{phase}_weights{index}.npz",
+                     *args], cwd=ROOT, env=_env(TF_CONFIG=config, TMPDIR=str(temp)), stdout=log,
                     stderr=subprocess.STDOUT))
         deadline = time.monotonic() + CHILD_TIMEOUT
         # a worker that failed leaves the other waiting for it: stop at the first failure
@@ -95,16 +96,33 @@ def test_multi_worker_on_localhost_trains_in_step_and_only_the_chief_saves(tmp_p
     outputs = [log.read_text() for log in logs]
     for proc, out in zip(procs, outputs):
         assert proc.returncode == 0, out[-3000:]
-        assert "done: 3 iterations" in out, out[-3000:]
-    a, b = (np.load(tmp_path / f"weights{i}.npz") for i in range(2))
-    assert a.files == b.files and len(a.files) > 0
-    for key in a.files:
-        np.testing.assert_array_equal(a[key], b[key])
-    checkpoints = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.index"))
-    assert checkpoints == ["run0/CelebA/ckpt/ckpt-3.index"]
-    assert not (tmp_path / "run1").exists()  # the other worker wrote nothing there ...
-    assert not list((tmp_path / "temp1").iterdir())  # ... and removed its temporary checkpoints
-    assert len((tmp_path / "run0" / "CelebA" / "loss_log.txt").read_text().splitlines()) == 3
+    assert not list((tmp_path / f"{phase}_temp1").iterdir())  # the other worker removed its temporary saves
+    weights = [np.load(tmp_path / f"{phase}_weights{i}.npz") for i in range(2)]
+    assert weights[0].files == weights[1].files and len(weights[0].files) > 0
+    for key in weights[0].files:
+        np.testing.assert_array_equal(weights[0][key], weights[1][key])
+    return outputs, weights[0]
+
+
+def test_multi_worker_on_localhost_trains_in_step_only_the_chief_saves_and_resumes(tmp_path):
+    outputs, _ = _run_workers(tmp_path, "first", "--niter", "3")
+    assert all("done: 3 iterations" in out for out in outputs), outputs[1][-3000:]
+    run = tmp_path / "run" / "CelebA"
+    assert sorted(p.name for p in (run / "ckpt").glob("*.index")) == ["ckpt-3.index"]  # the chief's only
+    assert len((run / "loss_log.txt").read_text().splitlines()) == 3
+
+    # both resume from the chief's checkpoint and go on in step
+    outputs, weights = _run_workers(tmp_path, "resumed", "--niter", "5", "--continue_train")
+    for out in outputs:
+        assert "resumed" in out and "done: 5 iterations" in out, out[-3000:]
+    assert sorted(p.name for p in (run / "ckpt").glob("*.index")) == ["ckpt-3.index", "ckpt-5.index"]
+    assert [line.split(")")[0] for line in (run / "loss_log.txt").read_text().splitlines()] == [
+        f"(epoch: {1 + (i - 1) // 2}, iters: {i}" for i in range(1, 6)]
+    from models import load_generator
+
+    chief = load_generator(str(run / "generator.weights.h5"), lr_size=2)
+    for saved, trained in zip(chief.weights, [weights[k] for k in weights.files]):
+        np.testing.assert_array_equal(saved.numpy(), trained)
 
 
 # -- the fresh interpreter's side ------------------------------------------------------------------------------
