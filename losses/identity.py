@@ -24,7 +24,7 @@ brightness/contrast changes (an SR that is HR + 10 gives L_id ~ 1e-14); the
 pixel and YUV losses take care of those.
 
 HR gets no gradient (stop_gradient on p); SR does: call `identity_loss`
-inside the training step's GradientTape.
+(or `identity_divergence`, per example) inside the training step's GradientTape.
 """
 import math
 
@@ -65,18 +65,21 @@ def identity_vectors(id_net, images, embedding="bottleneck"):
     raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
 
 
-def identity_loss(id_net, hr, sr, embedding="bottleneck"):
-    """L_id (eq. 6): mean over the batch of JS(softmax(f(HR)), softmax(f(SR))).
+def identity_divergence(id_net, hr, sr, embedding="bottleneck"):
+    """Per-example L_id (eq. 6): JS(softmax(f(HR)), softmax(f(SR))), float32 [N].
 
     id_net: a `models.identity.IdentityNetwork` (frozen FaceNet).
-    hr, sr: float32 [N, H, W, 3] RGB on the [0, 255] scale.
-    HR and SR go through FaceNet in one batch; HR's vectors are behind
-    stop_gradient, SR's are differentiable. Returns a float32 scalar.
+    hr, sr: float32 [N, H, W, 3] RGB on the [0, 255] scale. SR's vectors are
+    differentiable, HR's are not.
     """
-    hr = tf.convert_to_tensor(hr, tf.float32)
-    sr = tf.convert_to_tensor(sr, tf.float32)
-    n = tf.shape(hr)[0]
-    vectors = identity_vectors(id_net, tf.concat([tf.stop_gradient(hr), sr], axis=0), embedding)
-    p_logits = tf.stop_gradient(vectors[:n])
-    q_logits = vectors[n:]
-    return tf.reduce_mean(js_divergence(p_logits, q_logits))
+    # HR goes through FaceNet on its own, off every gradient path: in one batch
+    # with SR, the backward pass would also run over the HR half (its gradient
+    # all zeros), a FaceNet pass per image for nothing.
+    p_logits = tf.stop_gradient(identity_vectors(id_net, tf.convert_to_tensor(hr, tf.float32), embedding))
+    q_logits = identity_vectors(id_net, tf.convert_to_tensor(sr, tf.float32), embedding)
+    return js_divergence(p_logits, q_logits)
+
+
+def identity_loss(id_net, hr, sr, embedding="bottleneck"):
+    """L_id (eq. 6) averaged over the batch: a float32 scalar (see `identity_divergence`)."""
+    return tf.reduce_mean(identity_divergence(id_net, hr, sr, embedding))

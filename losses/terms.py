@@ -6,7 +6,7 @@ on one device or `tf.nn.compute_average_loss` under a tf.distribute strategy
 """
 import tensorflow as tf
 
-from losses.identity import identity_vectors, js_divergence
+from losses.identity import identity_divergence
 
 
 def _per_example_mse(a, b):
@@ -37,9 +37,7 @@ def L_id(id_net, sr, hr, embedding="bottleneck"):
     Not a tf.function of its own: `id_net` is a Python object, and the caller's
     step function traces it inside the tape so the generator gets its gradient.
     """
-    n = tf.shape(hr)[0]
-    vectors = identity_vectors(id_net, tf.concat([tf.stop_gradient(hr), sr], axis=0), embedding)
-    return js_divergence(tf.stop_gradient(vectors[:n]), vectors[n:])
+    return identity_divergence(id_net, hr, sr, embedding)
 
 
 @tf.function
