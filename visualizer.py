@@ -62,7 +62,10 @@ def validation_curve(csv_path, path):
         ax.set_ylabel(key.upper() + unit)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"validation on {len(rows)} checks", fontsize=9)
+    last = rows[-1]
+    fig.suptitle(f"validation at iteration {iters[-1]}: PSNR {float(last['psnr']):.2f} dB "
+                 f"(bicubic {float(last['bicubic_psnr']):.2f}), SSIM {float(last['ssim']):.4f} "
+                 f"(bicubic {float(last['bicubic_ssim']):.4f})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
