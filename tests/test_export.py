@@ -193,6 +193,21 @@ def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
     assert all(r["images_per_s"] > 0 for r in report["pipeline"])
     md = (out.parent / "b.md").read_text()
     assert "fp32 dense matmul rate" in md and "| tflite_int8 | 1 |" in md and report["machine"] in md
+    # test.py's own rate, in its summary.json, against the same yardstick
+    test_py = report["test_py"]
+    assert [r["batch"] for r in test_py] == [1] and test_py[0]["images"] == len(list_images(TEST_FACES))
+    assert test_py[0]["ratio_to_matmul"] == pytest.approx(
+        test_py[0]["images_per_s"] * report["gflop_per_image"] / report["matmul"]["gflops"])
+    assert test_py[0]["vs_keras_path"] == pytest.approx(test_py[0]["images_per_s"] / rows[("keras", 1)]["images_per_s"])
+    assert "test.py at batch 1:" in md and "## Training step" in md
+    training = {r["losses"]: r for r in report["training"]}
+    steps = report["training_gflop"]["step_per_image"]
+    assert list(training) == [name for name, _, _ in benchmark.TRAIN_CONFIGS] == list(steps)
+    for name, row in training.items():
+        assert row["images_per_s"] > 0 and row["peak_rss_mb"] > 100  # TensorFlow alone takes more
+        assert row["gflops"] == pytest.approx(row["images_per_s"] * steps[name])
+        assert row["images_per_s"] == pytest.approx(row["batch"] / row["step_s"])
+        assert bool(row["facenet"]) == ("identity" in name)
 
 
 def test_test_py_runs_exported_models(exported, tmp_path):
@@ -225,22 +240,6 @@ def test_test_py_runs_exported_models(exported, tmp_path):
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1].startswith("test.py: error: ")
     assert "is an exported model" in refused.stderr
-
-    # test.py's own rate, in its summary.json, against the same yardstick
-    test_py = report["test_py"]
-    assert [r["batch"] for r in test_py] == [1] and test_py[0]["images"] == len(list_images(TEST_FACES))
-    assert test_py[0]["ratio_to_matmul"] == pytest.approx(
-        test_py[0]["images_per_s"] * report["gflop_per_image"] / report["matmul"]["gflops"])
-    assert test_py[0]["vs_keras_path"] == pytest.approx(test_py[0]["images_per_s"] / rows[("keras", 1)]["images_per_s"])
-    assert "test.py at batch 1:" in md and "## Training step" in md
-    training = {r["losses"]: r for r in report["training"]}
-    steps = report["training_gflop"]["step_per_image"]
-    assert list(training) == [name for name, _, _ in benchmark.TRAIN_CONFIGS] == list(steps)
-    for name, row in training.items():
-        assert row["images_per_s"] > 0 and row["peak_rss_mb"] > 100  # TensorFlow alone takes more
-        assert row["gflops"] == pytest.approx(row["images_per_s"] * steps[name])
-        assert row["images_per_s"] == pytest.approx(row["batch"] / row["step_s"])
-        assert bool(row["facenet"]) == ("identity" in name)
 
 
 def test_benchmark_training_rows_follow_the_flop_accounting(tmp_path):
