@@ -518,14 +518,29 @@ def training_gflop(args):
     return forward, step
 
 
+def peak_rss_mb():
+    """This process's peak resident memory in MB (Linux), or None.
+
+    VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across execve, so
+    a spawned child would report its parent's peak; VmHWM belongs to the
+    address space, which starts afresh at exec.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def _train_child(arg_values, config, folder, id_weights):
     """(images/s, seconds per step, peak RSS in MB) of train.py's step for one TRAIN_CONFIGS row.
 
     Runs in a fresh process, so that its peak memory is its own. The batches
     are read before the timing: the pipeline has its own section.
     """
-    import resource
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = types.SimpleNamespace(**arg_values)
     configure_tf(args)
@@ -553,8 +568,7 @@ def _train_child(arg_values, config, folder, id_weights):
         for batch in batches[2:args.train_steps + 2]:
             trainer.train_step(batch)
         seconds = (time.perf_counter() - start) / args.train_steps
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    return args.train_batch / seconds, seconds, peak_mb
+    return args.train_batch / seconds, seconds, peak_rss_mb()
 
 
 def run_training(args, ctx):
@@ -582,7 +596,7 @@ def run_training(args, ctx):
                      "step_gflop_per_image": step[name], "gflops": images_per_s * step[name],
                      "batch": args.train_batch, "crop": args.train_crop,
                      "facenet": ("" if not identity else "pretrained" if id_weights else "random weights")})
-        print(f"  training, {name}: {images_per_s:.2f} images/s, peak {peak_mb:.0f} MB", flush=True)
+        print(f"  training, {name}: {images_per_s:.2f} images/s, peak {peak_mb or float('nan'):.0f} MB", flush=True)
     base = rows[0]
     for row in rows:
         # what the step would reach if the added networks ran as efficiently as the generator's step
