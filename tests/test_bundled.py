@@ -1,0 +1,74 @@
+"""The bundled generator (checkpoint/CelebA/): the README's main command, `python test.py` with no arguments.
+
+The expected HR faces and PSNR are computed here with OpenCV and NumPy alone,
+not with test.py's helpers.
+"""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import h5py
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUNDLE = os.path.join(ROOT, "checkpoint", "CelebA")
+SAMPLES = os.path.join(ROOT, "datasets", "test")
+# Measured on the 8 sample faces (README, "Results"): the bundled generator's
+# PSNR is BUNDLED_GAIN_DB above bicubic's; the test allows half of it, so a
+# wrong, random or badly converted generator (below bicubic) fails.
+BUNDLED_GAIN_DB = 0.51
+
+
+def test_bundled_weights_are_the_full_float32_generator():
+    arrays = []
+    with h5py.File(os.path.join(BUNDLE, "generator.weights.h5"), "r") as f:
+        f.visititems(lambda _, obj: arrays.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        assert sum(a.size for a in arrays) == 11_912_582
+        assert {a.dtype for a in arrays} == {np.dtype("float32")}
+    for name in ("opt.txt", "opt.json", "loss_log.txt", "validation.csv", "validation.png", "loss_curves.png"):
+        assert os.path.getsize(os.path.join(BUNDLE, name)) > 0, name
+
+
+def hr_face(path):
+    """Largest centred square, 128x128 INTER_LINEAR (the released test recipe)."""
+    image = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return cv2.resize(image[top:top + side, left:left + side], (128, 128), interpolation=cv2.INTER_LINEAR)
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_python_test_py_without_arguments_beats_bicubic(tmp_path):
+    out = tmp_path / "result"  # everything else at its default: the bundled generator on datasets/test
+    result = subprocess.run([sys.executable, "test.py", "--image_save_path", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    names = sorted(os.listdir(SAMPLES))
+    assert summary["images"] == len(names) == 8 and summary["skipped"] == 0
+    assert summary["backend"] == "keras" and summary["weight_path"] == os.path.join("checkpoint", "CelebA")
+    assert (out / "comparison.png").stat().st_size > 0
+
+    with open(out / "metrics.csv", newline="") as f:
+        rows = {row["name"]: row for row in csv.DictReader(f)}
+    ours, bicubic = [], []
+    for name in names:
+        stem = os.path.splitext(name)[0]
+        hr = hr_face(os.path.join(SAMPLES, name))
+        sr = cv2.cvtColor(cv2.imread(str(out / f"{stem}_SR.png")), cv2.COLOR_BGR2RGB)
+        lr = hr
+        for _ in range(3):
+            lr = cv2.resize(lr, (lr.shape[1] // 2, lr.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+        ours.append(psnr(sr, hr))
+        bicubic.append(psnr(cv2.resize(lr, (128, 128), interpolation=cv2.INTER_CUBIC), hr))
+        assert abs(float(rows[stem]["psnr"]) - ours[-1]) < 1e-3, stem
+    assert abs(summary["psnr"] - np.mean(ours)) < 1e-3 and abs(summary["bicubic_psnr"] - np.mean(bicubic)) < 1e-3
+    assert np.mean(ours) > np.mean(bicubic) + BUNDLED_GAIN_DB / 2, (np.mean(ours), np.mean(bicubic))
