@@ -1,8 +1,8 @@
 """Exporting the generator for deployment, and running the exported files.
 
 Formats
-- SavedModel (`export_saved_model`), weights frozen into the graph (1.5x
-  faster at batch 1 on oneDNN); three signatures, all fully convolutional
+- SavedModel (`export_saved_model`), weights frozen into the graph (as fast
+  as the Keras model on this project's AVX2 machine, 2026-11-24); three signatures, all fully convolutional
   ([N, h, w, 3] -> [N, 8h, 8w, 3]) on the [0, 255] scale:
     serving_default  float32 `lr` -> {"sr": float32}
     serving_uint8    uint8 `lr`   -> {"sr": float32, "sr_uint8": uint8 (rounded, clipped)}
@@ -17,12 +17,11 @@ Formats
                faces: int8 weights (per channel) and activations for every
                conv, transposed conv, add, sub and concat; the three
                AVERAGE_POOL_2D of the edge blocks stay float32 (XNNPACK has no
-               int8 average pooling: TFLite's own int8 kernel took ~40% of the
-               run time). float32 I/O: the quantise/dequantise at the ends cost
+               int8 average pooling, and TFLite's own int8 kernel is slow). float32 I/O: the quantise/dequantise at the ends cost
                nothing measurable and the linear RGB output keeps its range.
     "dynamic"  int8 weights, activations quantised on the fly per batch (no
-               calibration data); measured ~0.8x the speed of "int8" and closer
-               to float32 (52 vs 47 dB PSNR to the float output);
+               calibration data); slower than "int8" and closer to float32
+               (not in the benchmark);
     "float16"  float16 weights (dequantised to float32 at load on a CPU).
   The interpreter is ai_edge_litert's when installed, else tf.lite's
   (deprecated in TF 2.21 but present; same XNNPACK, same outputs and speed).
@@ -68,9 +67,10 @@ def _to_uint8(sr):
 def frozen_forward(generator, spec):
     """The generator's forward pass (sr, edge_32, edge_64, edge_128) with its weights as constants.
 
-    Constant filters let oneDNN reorder each conv's weights once and cache
-    them; with variables it re-reads plain-layout weights on every call, which
-    measured ~1.5x slower at batch 1 (equal at batch 16).
+    The int8 calibrator cannot run the READ_VARIABLE ops live variables leave;
+    for the SavedModel, constants let oneDNN reorder each conv's weights once
+    (measured no faster than the variables on this project's AVX2 machine:
+    benchmark path keras_frozen).
     """
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
@@ -110,7 +110,7 @@ def export_saved_model(generator, directory):
         tf.saved_model.save(module, directory, signatures={
             "serving_default": serve_float, "serving_uint8": serve_uint8, "with_edges": with_edges})
     except (tf.errors.OpError, OSError, ValueError) as err:
-        raise ExportError(f"cannot write SavedModel {directory}: {_first_line(err)}") from err
+        raise ExportError(f"cannot write SavedModel {directory}: {first_line(err)}") from err
     return directory
 
 
@@ -126,7 +126,7 @@ class SavedModelInference:
         try:
             self.model = tf.saved_model.load(path)
         except (tf.errors.OpError, OSError, ValueError) as err:
-            raise ExportError(f"cannot load SavedModel {path}: {_first_line(err)}") from err
+            raise ExportError(f"cannot load SavedModel {path}: {first_line(err)}") from err
         signatures = self.model.signatures
         if "serving_default" not in signatures:
             raise ExportError(f"SavedModel {path} has no serving_default signature")
@@ -195,7 +195,7 @@ def tflite_bytes(generator, quantization="float32", representative=None, lr_size
     except ExportError:
         raise
     except Exception as err:  # the converter raises several unrelated types
-        raise ExportError(f"TFLite conversion ({quantization}) failed: {_first_line(err)}") from err
+        raise ExportError(f"TFLite conversion ({quantization}) failed: {first_line(err)}") from err
 
 
 def _int8_bytes(converter, representative, lr_size, batch_size, float_ops):
@@ -284,7 +284,7 @@ class TFLiteInference:
             self.interpreter = make_interpreter(content=content, num_threads=num_threads or os.cpu_count())
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise ExportError(f"cannot load TFLite model {path or '(bytes)'}: {_first_line(err)}") from err
+            raise ExportError(f"cannot load TFLite model {path or '(bytes)'}: {first_line(err)}") from err
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["dtype"] != np.float32:
             raise ExportError(f"TFLite model {path or '(bytes)'} is not an exported generator "
@@ -331,6 +331,6 @@ def exported_backend(path):
     return None
 
 
-def _first_line(err):
+def first_line(err):
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

@@ -58,13 +58,10 @@ def main(argv=None):
     return written
 
 
-def _one_line(err):
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 if __name__ == "__main__":
     try:
         main()
     except (ValueError, OSError) as err:  # CheckpointError and ExportError are ValueErrors
-        sys.exit(f"export: error: {_one_line(err)}")
+        from models.export import first_line
+
+        sys.exit(f"export: error: {first_line(err)}")
