@@ -101,10 +101,42 @@ def _one_line(err, lines=2):
     return " ".join(parts[:lines]) or type(err).__name__
 
 
-def save_generator(generator, path):
-    """Write the project's generator format (a Keras .weights.h5 file)."""
+def save_generator(generator, path, storage="float32"):
+    """Write the project's generator format (a Keras .weights.h5 file).
+
+    `storage="float16"` stores the arrays as float16: half the size (the bundled
+    checkpoint ships so), and `load_generator` restores them into float32
+    variables (Keras casts on assignment), off by at most half a float16 ulp.
+    """
+    if storage not in ("float32", "float16"):
+        raise ValueError(f"storage must be float32 or float16, got {storage!r}")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     generator.save_weights(path)
+    if storage == "float16":
+        _store_float16(path)
+
+
+def _store_float16(path):
+    import h5py
+
+    # Rewritten into a fresh file: HDF5 does not give back the space of deleted datasets.
+    tmp = path + ".float32"
+    os.replace(path, tmp)
+    try:
+        with h5py.File(tmp, "r") as src, h5py.File(path, "w") as dst:
+            dst.attrs.update(src.attrs)
+
+            def copy(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    data = obj[()]
+                    item = dst.create_dataset(name, data=data.astype(np.float16) if data.dtype == np.float32 else data)
+                else:
+                    item = dst.require_group(name)
+                item.attrs.update(obj.attrs)
+
+            src.visititems(copy)
+    finally:
+        os.remove(tmp)
 
 
 def _load_h5(generator, path):

@@ -5,6 +5,7 @@ the released variable names is written here with tf.compat.v1.train.Saver and
 the loaded generator is compared with the released graph written out in plain
 tf.nn ops from the raw arrays.
 """
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -203,6 +204,25 @@ def test_h5_round_trip(h5_generator, tmp_path, lr_batch):
     for a, b, c in zip(original(lr_batch), loaded(lr_batch), reloaded(lr_batch)):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
         np.testing.assert_array_equal(a.numpy(), c.numpy())
+
+
+def test_float16_storage_loads_into_float32(h5_generator, tmp_path, lr_batch):
+    path, original = h5_generator
+    half = tmp_path / "half" / "generator.weights.h5"
+    save_generator(original, str(half), storage="float16")
+    stored = []
+    with h5py.File(half, "r") as f:
+        f.visititems(lambda _, obj: stored.append(obj.dtype) if isinstance(obj, h5py.Dataset) else None)
+    assert set(stored) == {np.dtype("float16")} and len(stored) == len(original.weights)
+    assert half.stat().st_size < 0.55 * path.stat().st_size  # really half: no space left by the float32 arrays
+    loaded = load_generator(str(half))
+    for a, b in zip(original.weights, loaded.weights):
+        assert b.dtype == "float32"
+        np.testing.assert_array_equal(a.numpy().astype(np.float16).astype(np.float32), b.numpy())
+    sr, sr_half = original(lr_batch)[0].numpy(), loaded(lr_batch)[0].numpy()
+    assert np.abs(sr - sr_half).max() < 1e-2 * sr.std()
+    with pytest.raises(ValueError, match="float16"):
+        save_generator(original, str(tmp_path / "x.weights.h5"), storage="bfloat16")
 
 
 def test_unreadable_h5_names_the_file(h5_generator, tmp_path):
