@@ -59,12 +59,16 @@ def _resolve(path):
     if _is_checkpoint_prefix(path):
         return "prefix", path
     if os.path.isdir(path):
-        candidates = [os.path.join(path, GENERATOR_FILE), os.path.join(path, TF1_PREFIX)]
-        for candidate in candidates:
-            if os.path.isfile(candidate):
-                return "h5", candidate
-            if _is_checkpoint_prefix(candidate):
-                return "prefix", candidate
+        h5, tf1 = os.path.join(path, GENERATOR_FILE), os.path.join(path, TF1_PREFIX)
+        found = [kind for kind, there in (("h5", os.path.isfile(h5)), ("prefix", _is_checkpoint_prefix(tf1)))
+                 if there]
+        if len(found) == 2:
+            # The authors' README unzips G_weight.ckpt into checkpoint/CelebA/, beside the bundled
+            # generator: picking either silently would test weights the user did not mean.
+            raise CheckpointError(f"{path} holds two generators, {GENERATOR_FILE} and the TF1 {TF1_PREFIX}: "
+                                  f"pass one as the path ({h5} or {tf1})")
+        if found:
+            return found[0], h5 if found[0] == "h5" else tf1
         latest = tf.train.latest_checkpoint(os.path.join(path, TRAIN_CKPT_DIR)) or tf.train.latest_checkpoint(path)
         if latest:
             return "prefix", latest

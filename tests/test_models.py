@@ -5,6 +5,8 @@ the released variable names is written here with tf.compat.v1.train.Saver and
 the loaded generator is compared with the released graph written out in plain
 tf.nn ops from the raw arrays.
 """
+import shutil
+
 import h5py
 import keras
 import numpy as np
@@ -204,6 +206,19 @@ def test_h5_round_trip(h5_generator, tmp_path, lr_batch):
     for a, b, c in zip(original(lr_batch), loaded(lr_batch), reloaded(lr_batch)):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
         np.testing.assert_array_equal(a.numpy(), c.numpy())
+
+
+def test_folder_with_both_generators_asks_which(h5_generator, tf1_folder, tmp_path, lr_batch):
+    both = tmp_path / "CelebA"
+    shutil.copytree(tf1_folder, both)
+    shutil.copy(h5_generator[0], both)
+    with pytest.raises(CheckpointError) as err:
+        load_generator(str(both))
+    message = str(err.value)
+    assert str(both / "generator.weights.h5") in message and str(both / "G_weight.ckpt") in message
+    ours = load_generator(str(both / "generator.weights.h5"))
+    np.testing.assert_array_equal(ours(lr_batch)[0].numpy(), h5_generator[1](lr_batch)[0].numpy())
+    load_generator(str(both / "G_weight.ckpt"))  # each one alone still loads
 
 
 def test_float16_storage_loads_into_float32(h5_generator, tmp_path, lr_batch):
