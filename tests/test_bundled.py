@@ -13,21 +13,25 @@ import cv2
 import h5py
 import numpy as np
 
+from models import load_generator
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLE = os.path.join(ROOT, "checkpoint", "CelebA")
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 # Measured on the 8 sample faces (README, "Results"): the bundled generator's
 # PSNR is BUNDLED_GAIN_DB above bicubic's; the test allows half of it, so a
 # wrong, random or badly converted generator (below bicubic) fails.
-BUNDLED_GAIN_DB = 0.51
+BUNDLED_GAIN_DB = 1.19
 
 
-def test_bundled_weights_are_the_full_float32_generator():
+def test_bundled_weights_are_the_full_generator_stored_as_float16():
     arrays = []
     with h5py.File(os.path.join(BUNDLE, "generator.weights.h5"), "r") as f:
         f.visititems(lambda _, obj: arrays.append(obj) if isinstance(obj, h5py.Dataset) else None)
         assert sum(a.size for a in arrays) == 11_912_582
-        assert {a.dtype for a in arrays} == {np.dtype("float32")}
+        assert {a.dtype for a in arrays} == {np.dtype("float16")}
+    generator = load_generator(BUNDLE)  # what test.py runs: float32 again
+    assert generator.count_params() == 11_912_582 and {w.dtype for w in generator.weights} == {"float32"}
     for name in ("opt.txt", "opt.json", "loss_log.txt", "validation.csv", "validation.png", "loss_curves.png"):
         assert os.path.getsize(os.path.join(BUNDLE, name)) > 0, name
 
