@@ -60,15 +60,16 @@ def _resolve(path):
         return "prefix", path
     if os.path.isdir(path):
         h5, tf1 = os.path.join(path, GENERATOR_FILE), os.path.join(path, TF1_PREFIX)
-        found = [kind for kind, there in (("h5", os.path.isfile(h5)), ("prefix", _is_checkpoint_prefix(tf1)))
-                 if there]
-        if len(found) == 2:
+        has_h5, has_tf1 = os.path.isfile(h5), _is_checkpoint_prefix(tf1)
+        if has_h5 and has_tf1:
             # The authors' README unzips G_weight.ckpt into checkpoint/CelebA/, beside the bundled
             # generator: picking either silently would test weights the user did not mean.
             raise CheckpointError(f"{path} holds two generators, {GENERATOR_FILE} and the TF1 {TF1_PREFIX}: "
                                   f"pass one as the path ({h5} or {tf1})")
-        if found:
-            return found[0], h5 if found[0] == "h5" else tf1
+        if has_h5:
+            return "h5", h5
+        if has_tf1:
+            return "prefix", tf1
         latest = tf.train.latest_checkpoint(os.path.join(path, TRAIN_CKPT_DIR)) or tf.train.latest_checkpoint(path)
         if latest:
             return "prefix", latest
@@ -95,11 +96,11 @@ def load_generator(path, lr_size=16, output_nc=3, policy=None):
     except CheckpointError:
         raise
     except (tf.errors.OpError, OSError, ValueError, KeyError) as err:
-        raise CheckpointError(f"cannot read checkpoint {resolved}: {_one_line(err)}") from err
+        raise CheckpointError(f"cannot read checkpoint {resolved}: {first_lines(err)}") from err
     return generator
 
 
-def _one_line(err, lines=2):
+def first_lines(err, lines=2):
     """The gist of a library error as one line (Keras names the failing layer on its second line)."""
     parts = [line.strip() for line in str(err).splitlines() if line.strip()]
     return " ".join(parts[:lines]) or type(err).__name__
@@ -123,24 +124,32 @@ def save_generator(generator, path, storage="float32"):
 def _store_float16(path):
     import h5py
 
-    # Rewritten into a fresh file: HDF5 does not give back the space of deleted datasets.
-    tmp = path + ".float32"
-    os.replace(path, tmp)
+    # Copied into a fresh file (HDF5 does not give back the space of deleted datasets) that
+    # replaces the float32 one only once complete.
+    tmp = path + ".float16"
     try:
-        with h5py.File(tmp, "r") as src, h5py.File(path, "w") as dst:
+        with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
             dst.attrs.update(src.attrs)
 
             def copy(name, obj):
                 if isinstance(obj, h5py.Dataset):
                     data = obj[()]
-                    item = dst.create_dataset(name, data=data.astype(np.float16) if data.dtype == np.float32 else data)
+                    if data.dtype == np.float32:
+                        with np.errstate(over="ignore"):  # overflow is reported below, naming the array
+                            data = data.astype(np.float16)
+                        if not np.isfinite(data).all():
+                            raise ValueError(f"{name} has weights beyond float16's range (65504): "
+                                             f"store it as float32")
+                    item = dst.create_dataset(name, data=data)
                 else:
                     item = dst.require_group(name)
                 item.attrs.update(obj.attrs)
 
             src.visititems(copy)
+        os.replace(tmp, path)
     finally:
-        os.remove(tmp)
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _load_h5(generator, path):
@@ -153,7 +162,7 @@ def _load_h5(generator, path):
     try:
         generator.load_weights(path)
     except ValueError as err:
-        raise CheckpointError(f"checkpoint {path} does not fit the generator: {_one_line(err)}") from err
+        raise CheckpointError(f"checkpoint {path} does not fit the generator: {first_lines(err)}") from err
 
 
 def _is_tf1_checkpoint(prefix):
@@ -200,4 +209,4 @@ def _load_training_checkpoint(generator, prefix):
     try:
         status.assert_existing_objects_matched()
     except AssertionError as err:
-        raise CheckpointError(f"checkpoint {prefix} does not fit the generator: {_one_line(err)}") from err
+        raise CheckpointError(f"checkpoint {prefix} does not fit the generator: {first_lines(err)}") from err

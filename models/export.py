@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from data.degradation import degrade
 from data.images import ImageReadError, list_images, prepare_hr, read_image
-from models.checkpoint import CheckpointError
+from models.checkpoint import CheckpointError, first_lines
 
 SAVED_MODEL_PB = "saved_model.pb"
 TFLITE_EXTENSION = ".tflite"
@@ -110,7 +110,7 @@ def export_saved_model(generator, directory):
         tf.saved_model.save(module, directory, signatures={
             "serving_default": serve_float, "serving_uint8": serve_uint8, "with_edges": with_edges})
     except (tf.errors.OpError, OSError, ValueError) as err:
-        raise ExportError(f"cannot write SavedModel {directory}: {first_line(err)}") from err
+        raise ExportError(f"cannot write SavedModel {directory}: {first_lines(err, 1)}") from err
     return directory
 
 
@@ -126,7 +126,7 @@ class SavedModelInference:
         try:
             self.model = tf.saved_model.load(path)
         except (tf.errors.OpError, OSError, ValueError) as err:
-            raise ExportError(f"cannot load SavedModel {path}: {first_line(err)}") from err
+            raise ExportError(f"cannot load SavedModel {path}: {first_lines(err, 1)}") from err
         signatures = self.model.signatures
         if "serving_default" not in signatures:
             raise ExportError(f"SavedModel {path} has no serving_default signature")
@@ -195,7 +195,7 @@ def tflite_bytes(generator, quantization="float32", representative=None, lr_size
     except ExportError:
         raise
     except Exception as err:  # the converter raises several unrelated types
-        raise ExportError(f"TFLite conversion ({quantization}) failed: {first_line(err)}") from err
+        raise ExportError(f"TFLite conversion ({quantization}) failed: {first_lines(err, 1)}") from err
 
 
 def _int8_bytes(converter, representative, lr_size, batch_size, float_ops):
@@ -284,7 +284,7 @@ class TFLiteInference:
             self.interpreter = make_interpreter(content=content, num_threads=num_threads or os.cpu_count())
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise ExportError(f"cannot load TFLite model {path or '(bytes)'}: {first_line(err)}") from err
+            raise ExportError(f"cannot load TFLite model {path or '(bytes)'}: {first_lines(err, 1)}") from err
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["dtype"] != np.float32:
             raise ExportError(f"TFLite model {path or '(bytes)'} is not an exported generator "
@@ -329,8 +329,3 @@ def exported_backend(path):
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, SAVED_MODEL_PB)):
         return SavedModelInference
     return None
-
-
-def first_line(err):
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -62,6 +62,6 @@ if __name__ == "__main__":
     try:
         main()
     except (ValueError, OSError) as err:  # CheckpointError and ExportError are ValueErrors
-        from models.export import first_line
+        from models.checkpoint import first_lines
 
-        sys.exit(f"export: error: {first_line(err)}")
+        sys.exit(f"export: error: {first_lines(err, 1)}")

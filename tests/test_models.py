@@ -240,6 +240,19 @@ def test_float16_storage_loads_into_float32(h5_generator, tmp_path, lr_batch):
         save_generator(original, str(tmp_path / "x.weights.h5"), storage="bfloat16")
 
 
+def test_float16_storage_refuses_weights_it_would_turn_into_inf(h5_generator, tmp_path, lr_batch):
+    generator = load_generator(str(h5_generator[0]))
+    kernel = generator.weights[0]
+    kernel.assign(tf.tensor_scatter_nd_update(kernel, [[0] * len(kernel.shape)], [1e6]))
+    path = tmp_path / "big" / "generator.weights.h5"
+    with pytest.raises(ValueError, match="65504"):
+        save_generator(generator, str(path), storage="float16")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["generator.weights.h5"]  # no half-written copy
+    kept = load_generator(str(path))  # the float32 file stays, whole
+    assert kept.weights[0].numpy().flat[0] == 1e6
+    np.testing.assert_array_equal(kept(lr_batch)[0].numpy(), generator(lr_batch)[0].numpy())
+
+
 def test_unreadable_h5_names_the_file(h5_generator, tmp_path):
     data = h5_generator[0].read_bytes()
     cases = {"truncated": data[:len(data) // 2], "garbage": np.random.default_rng(0).bytes(5000), "empty": b""}
