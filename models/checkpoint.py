@@ -136,10 +136,11 @@ def _store_float16(path):
                     data = obj[()]
                     if data.dtype == np.float32:
                         with np.errstate(over="ignore"):  # overflow is reported below, naming the array
-                            data = data.astype(np.float16)
-                        if not np.isfinite(data).all():
-                            raise ValueError(f"{name} has weights beyond float16's range (65504): "
-                                             f"store it as float32")
+                            half = data.astype(np.float16)
+                        if not np.isfinite(half[np.isfinite(data)]).all():
+                            raise ValueError(f"{name} has weights beyond float16's range (65504); "
+                                             f"{path} is left stored as float32")
+                        data = half
                     item = dst.create_dataset(name, data=data)
                 else:
                     item = dst.require_group(name)
