@@ -19,6 +19,7 @@ replicas, so every worker takes the same ones.
 """
 import csv
 import json
+import math
 import os
 import re
 import shlex
@@ -411,7 +412,14 @@ class Trainer:
             if os.path.exists(best):
                 with open(best, encoding="utf-8") as f:
                     self.best_psnr = json.load(f)["psnr"]
-            return f"resumed {prefix} (iteration {int(self.iteration.numpy())})"
+            status = f"resumed {prefix} (iteration {int(self.iteration.numpy())})"
+            saved_rate = float(self.g_optimizer.learning_rate.numpy())
+            if not math.isclose(saved_rate, opt.learning_rate, rel_tol=1e-6):  # stored as float32
+                # the checkpoint holds the rate the run had; a changed --learning_rate is the user's decision
+                for optimizer in (self.g_optimizer, self.d_optimizer):
+                    optimizer.learning_rate = opt.learning_rate
+                status += f"; learning rate now {opt.learning_rate:g} (it was {saved_rate:g})"
+            return status
         if opt.init_weights:
             self.generator.set_weights(load_generator(opt.init_weights, opt.lr_size, opt.output_nc).get_weights())
             return f"generator initialised from {opt.init_weights}"

@@ -96,6 +96,22 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     assert len(loss_lines(tmp_path / "b")) == 5
 
 
+def test_resuming_with_another_learning_rate_trains_at_the_new_one(tmp_path, capsys):
+    run(tmp_path, "--niter", "2", "--val_iter_freq", "0")  # at the default 1e-4, which the checkpoint stores
+    same = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train"))
+    assert "learning rate" not in same.start()
+    assert float(same.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-4, rel=1e-6)
+    capsys.readouterr()
+    resumed = run(tmp_path, "--niter", "3", "--val_iter_freq", "0", "--continue_train", "--learning_rate", "3e-5")
+    assert "(iteration 2); learning rate now 3e-05 (it was 0.0001)" in capsys.readouterr().out
+    for optimizer in (resumed.g_optimizer, resumed.d_optimizer):
+        assert float(optimizer.learning_rate.numpy()) == pytest.approx(3e-5, rel=1e-6)
+    saved = dict(tf.train.list_variables(resumed.manager.latest_checkpoint))
+    rates = [tf.train.load_variable(resumed.manager.latest_checkpoint, name) for name in saved
+             if "learning_rate" in name and "OPTIMIZER_SLOT" not in name]
+    assert len(rates) == 2 and all(rate == pytest.approx(3e-5, rel=1e-6) for rate in rates)
+
+
 def test_another_seed_gives_another_run(tmp_path):
     run(tmp_path / "a", "--niter", "1", "--val_iter_freq", "0")
     run(tmp_path / "b", "--niter", "1", "--val_iter_freq", "0", "--seed", "1")
