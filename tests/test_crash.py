@@ -60,10 +60,12 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
         proc.wait()
         kills += 1
         resume = bool(saved_iterations(tmp_path))
-        if resume:  # a resume starts from the newest complete checkpoint
+        if resume:  # a resume starts from the newest recorded checkpoint: at most one save interval lost
             trainer = train.Trainer(options(tmp_path, "--niter", str(NITER), "--continue_train"))
             trainer.start()
-            assert int(trainer.iteration.numpy()) == max(saved_iterations(tmp_path))
+            # a kill after ckpt-N is written but before the `checkpoint` file lists it leaves ckpt-N unrecorded
+            assert int(trainer.iteration.numpy()) >= max(saved_iterations(tmp_path)) - SAVE_EVERY
+            assert trainer.manager.latest_checkpoint.endswith(f"ckpt-{int(trainer.iteration.numpy())}")
     assert kills >= 3 and during_save >= 1, f"only {kills} kills ({during_save} during a save)"
     proc = start(tmp_path, resume)
     assert proc.wait(timeout=600) == 0
