@@ -85,6 +85,25 @@ def truncate_logs(folder, iteration):
             _atomic_write_text(path, "".join(kept))
 
 
+def resume_args(argv):
+    """The arguments that resume the run ``argv`` started: --continue_train in, --init_weights out.
+
+    --init_weights only seeds a new run (the parser refuses it beside --continue_train); its
+    weights are in the checkpoint now. argparse accepts unambiguous prefixes, so they count too.
+    """
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if len(name) > 2 and "--init_weights".startswith(name):
+            skip = not eq
+        elif not (len(name) > 2 and "--continue_train".startswith(name)):
+            args.append(arg)
+    return args + ["--continue_train"]
+
+
 class LossScale:
     """Dynamic loss scaling of one network under float16: Keras' LossScaleOptimizer rule.
 
@@ -621,7 +640,7 @@ class Trainer:
         prefix = self.save()
         iteration = int(self.iteration.numpy())
         if self.stopping:
-            command = " ".join(shlex.quote(a) for a in [sys.executable, PROG] + self.resume_args())
+            command = " ".join(shlex.quote(a) for a in [sys.executable, PROG] + resume_args(sys.argv[1:]))
             cause = (f"by {signal.Signals(self.stop_signal).name}" if self.stop_signal is not None
                      else "by a signal to another worker")
             print(f"stopped {cause} at iteration {iteration}; saved {prefix or 'by the chief'}\n"
@@ -639,10 +658,6 @@ class Trainer:
               f"(bicubic {self.val_bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f} "
               f"(bicubic {self.val_bicubic['ssim']:.4f}); generator: "
               f"{os.path.join(self.folder, 'generator.weights.h5')}" + skipped)
-
-    def resume_args(self):
-        args = [a for a in sys.argv[1:] if a not in ("--continue_train",)]
-        return args + ["--continue_train"]
 
     def after_iteration(self, logs):
         opt, iteration = self.opt, int(self.iteration.numpy())

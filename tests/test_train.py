@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -180,8 +181,10 @@ def test_existing_run_is_not_overwritten_and_sigterm_saves(tmp_path):
     assert result.returncode == 1 and "--continue_train" in result.stderr and "Traceback" not in result.stderr
 
     folder = tmp_path / "sig"
+    # started from weights, as a fine-tune is: the printed resume command must not repeat --init_weights
     proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--checkpoint_path", str(folder), "--niter", "500",
-                             "--val_iter_freq", "0", "--save_epoch_freq", "0", "--save_iter_freq", "0"],
+                             "--val_iter_freq", "0", "--save_epoch_freq", "0", "--save_iter_freq", "0",
+                             "--init_weights", str(tmp_path / "CelebA")],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = folder / "CelebA" / "loss_log.txt"
     deadline = time.time() + 240
@@ -195,6 +198,18 @@ def test_existing_run_is_not_overwritten_and_sigterm_saves(tmp_path):
     assert os.path.exists(match.group(2) + ".index")
     iteration = int(match.group(1))
     assert 2 <= iteration < 500
-    resumed = train.Trainer(options(folder, "--niter", "500", "--continue_train"))
-    resumed.start()
+    python, script, *args = shlex.split(match.group(3))
+    assert (python, script) == (sys.executable, "train.py") and "--init_weights" not in args
+    resumed = train.Trainer(TrainOptions().parse(args))
+    assert resumed.start().startswith(f"resumed {match.group(2)} (iteration {iteration})")
     assert int(resumed.iteration.numpy()) == iteration
+
+
+def test_resume_args_drop_init_weights_in_every_spelling():
+    assert train.resume_args(["--niter", "9", "--init_weights", "w.h5", "--seed", "1"]) == [
+        "--niter", "9", "--seed", "1", "--continue_train"]
+    assert train.resume_args(["--init_weights=w.h5", "--continue_train", "--niter", "9"]) == [
+        "--niter", "9", "--continue_train"]
+    # argparse's unambiguous prefixes; --id_weights shares only "--i" and stays
+    assert train.resume_args(["--init", "w.h5", "--id_weights", "f.h5", "--contin"]) == [
+        "--id_weights", "f.h5", "--continue_train"]
