@@ -1,0 +1,307 @@
+"""A local web page for EIPNet: upload a photo or a face crop, compare bicubic and EIPNet, download the PNG.
+
+    pip install -r requirements-demo.txt && python demo.py     # http://127.0.0.1:7860
+    python demo.py --host 0.0.0.0 --port 8080 --weight_path path/to/G_weight.ckpt
+
+Two modes, each the same functions test.py runs:
+- "aligned face": test.py's default path (largest centred square -> 128x128,
+  the training degradation to 16x16, the generator); a 16x16 upload is taken
+  as the LR face itself (test.py --lr_input).
+- "photo": test.py --real_world for one photo, through `enhance_photo`, the
+  one adapter between this page and the real-photo pipeline.
+
+The page never talks to anything but its own server: Gradio's analytics,
+version check and share links are off, and its fonts are served locally.
+"""
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+# Before gradio (and huggingface_hub, which it imports) reads them: no telemetry, no version check.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+PROG = "demo.py"
+SAMPLES_DIR = os.path.join(ROOT, "datasets", "test")
+MODES = ("photo", "aligned face")
+UPSCALES = (1, 2, 4, 8)
+DEFAULT_UPSCALE = 4
+MAX_INPUT_PIXELS = 12_000_000     # a 12 MP phone photo
+MAX_OUTPUT_PIXELS = 16_000_000    # the composed photo the page sends back (a 2000x2000 photo at x2)
+MAX_FILE_SIZE = "25mb"
+LIMITS_TEXT = (f"Uploads: images up to {MAX_INPUT_PIXELS / 1e6:g} megapixels and {MAX_FILE_SIZE[:-2]} MB; "
+               f"photo results up to {MAX_OUTPUT_PIXELS / 1e6:g} megapixels (photo size x upscale squared).")
+LR_SIDE = 16
+HR_SIDE = 128
+
+
+class DemoError(ValueError):
+    """A request the page refuses; the message is shown to the user as is."""
+
+
+# ----------------------------------------------------------------- the pipeline
+
+@dataclasses.dataclass
+class PhotoResult:
+    """What the page shows for one photo."""
+    output: np.ndarray      # uint8 [H * u, W * u, 3]
+    bicubic: np.ndarray     # uint8, same size: the photo upscaled bicubically
+    faces: list             # one dict per face: face, box, size_px, status
+    seconds: float
+
+
+def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
+    """The page's only link to the real-photo pipeline (test.py --real_world for one photo).
+
+    photo: uint8 RGB [H, W, 3]; predict: the generator's predict. Returns a
+    PhotoResult; raises DemoError for a request the pipeline refuses.
+    """
+    from data import alignment
+    from data.images import upscale_bicubic
+
+    start = time.perf_counter()
+    try:
+        result = alignment.super_resolve_photo(photo, predict, upscale, max_pixels=max_pixels)
+    except alignment.PhotoTooLargeError as err:
+        raise DemoError(str(err).replace("--upscale", "upscale")) from err
+    seconds = time.perf_counter() - start
+    faces = []
+    for k, (face, frame) in enumerate(zip(result.faces, result.frame_sizes)):
+        status = "super-resolved"
+        if frame > LR_SIDE:
+            status += f" (its {frame:.0f} px frame was first shrunk to the model's {LR_SIDE} px input)"
+        faces.append({"face": k, "box": [int(round(v)) for v in face.box], "size_px": round(face.size, 1),
+                      "status": status})
+    if result.skipped_small:
+        faces.append({"face": None, "box": None, "size_px": None,
+                      "status": f"{result.skipped_small} face(s) under {result.min_face:g} px: left as bicubic"})
+    return PhotoResult(output=result.composed, bicubic=upscale_bicubic(photo, int(upscale)), faces=faces,
+                       seconds=seconds)
+
+
+def enhance_face(image, predict):
+    """(lr, bicubic, sr, hr or None, seconds) for one face crop: test.py's default path, or its
+    --lr_input path for a 16x16 image."""
+    from data.degradation import degrade
+    from data.images import prepare_hr, prepare_lr, upscale_bicubic
+    from metrics.quality import to_uint8
+
+    start = time.perf_counter()
+    if image.shape[:2] == (LR_SIDE, LR_SIDE):
+        hr, lr = None, prepare_lr(image, LR_SIDE)
+    else:
+        hr = prepare_hr(image, HR_SIDE, HR_SIDE, "folder")
+        lr = degrade(hr).numpy().astype(np.uint8)
+    sr, _ = predict(lr[None].astype(np.float32))
+    sr = to_uint8(sr[0])
+    return lr, upscale_bicubic(lr, sr.shape[0] // lr.shape[0]), sr, hr, time.perf_counter() - start
+
+
+# ----------------------------------------------------------------- requests
+
+def read_upload(path):
+    """uint8 RGB of an uploaded file, by test.py's reader; DemoError when it is not a usable image."""
+    from data.images import ImageReadError, read_image
+
+    if not path:
+        raise DemoError("No image: upload a photo or pick a sample first.")
+    try:
+        image = read_image(path)
+    except ImageReadError as err:
+        raise DemoError(f"This file is not an image we can read ({err}). Upload a JPEG, PNG, BMP or WebP.") from err
+    h, w = image.shape[:2]
+    if h * w > MAX_INPUT_PIXELS:
+        raise DemoError(f"The image is {w}x{h} ({w * h / 1e6:.1f} megapixels), over this page's limit of "
+                        f"{MAX_INPUT_PIXELS / 1e6:g} megapixels: downscale it first.")
+    return image
+
+
+def upload_path(payload):
+    """The cached file of a gr.Image payload (the event skips Gradio's own decoding, see `build`)."""
+    if isinstance(payload, dict):
+        return payload.get("path")
+    return payload
+
+
+def write_result(image, name):
+    from utils import write_png
+
+    folder = tempfile.mkdtemp(prefix="eipnet_demo_")
+    path = os.path.join(folder, name)
+    write_png(path, image)
+    return path
+
+
+def face_rows(faces):
+    return [[f["face"] if f["face"] is not None else "", "" if f["box"] is None else " ".join(map(str, f["box"])),
+             "" if f["size_px"] is None else f["size_px"], f["status"]] for f in faces]
+
+
+def run(payload, mode, upscale, predict):
+    """(slider pair, bicubic, EIPNet, PNG path, face rows, status text) for one request."""
+    from metrics.quality import psnr
+
+    image = read_upload(upload_path(payload))
+    stem = os.path.splitext(os.path.basename(upload_path(payload) or "image"))[0]
+    if mode == "photo":
+        result = enhance_photo(image, predict, int(upscale))
+        found = [f for f in result.faces if f["face"] is not None]
+        if not found:
+            raise DemoError("No face of 20 px or more found in this photo. "
+                            "For a face crop, choose 'aligned face'.")
+        status = (f"{len(found)} face(s) found; photo {image.shape[1]}x{image.shape[0]} -> "
+                  f"{result.output.shape[1]}x{result.output.shape[0]} (x{int(upscale)}) in {result.seconds:.1f} s")
+        return ((result.bicubic, result.output), result.bicubic, result.output,
+                write_result(result.output, f"{stem}_x{int(upscale)}_SR.png"), face_rows(result.faces), status)
+    if mode != "aligned face":
+        raise DemoError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
+    lr, bicubic, sr, hr, seconds = enhance_face(image, predict)
+    status = f"{LR_SIDE}x{LR_SIDE} -> {sr.shape[1]}x{sr.shape[0]} in {seconds:.2f} s"
+    if hr is not None:
+        status += (f"; against the {HR_SIDE}x{HR_SIDE} crop of your image: PSNR EIPNet {psnr(sr, hr):.2f} dB, "
+                   f"bicubic {psnr(bicubic, hr):.2f} dB")
+    else:
+        status += " (a 16x16 upload is the model's input itself: no original to measure against)"
+    return (bicubic, sr), bicubic, sr, write_result(sr, f"{stem}_SR.png"), [], status
+
+
+def handler(predict):
+    import gradio as gr
+
+    def process(payload, mode, upscale):
+        try:
+            return run(payload, mode, upscale, predict)
+        except DemoError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except Exception as err:  # the server stays up; the details go to its console only
+            traceback.print_exc()
+            raise gr.Error(f"Internal error ({type(err).__name__}); the server log has the details.",
+                           print_exception=False) from None
+    return process
+
+
+# ----------------------------------------------------------------- page
+
+def group_photo(paths, out_path):
+    """A 256x160 'photo' of four bundled faces, small enough for the model (frames 40-56 px),
+    on a smooth background; written to out_path."""
+    from data.images import read_image
+    from utils import write_png
+
+    rng = np.random.default_rng(0)
+    low = rng.uniform(60, 200, (3, 4, 3)).astype(np.float32)
+    photo = cv2.resize(low, (256, 160), interpolation=cv2.INTER_CUBIC)
+    for path, (side, cx, cy) in zip(paths, ((48, 40, 60), (40, 100, 100), (56, 160, 64), (44, 220, 104))):
+        face = read_image(path)
+        top = (face.shape[0] - face.shape[1]) // 2  # the aligned frame's square crop
+        face = cv2.resize(face[top:top + face.shape[1]], (side, side), interpolation=cv2.INTER_AREA)
+        y0, x0 = cy - side // 2, cx - side // 2
+        photo[y0:y0 + side, x0:x0 + side] = face
+    write_png(out_path, np.clip(np.round(photo), 0, 255).astype(np.uint8))
+    return out_path
+
+
+def samples(folder):
+    """[path, mode] examples: a group photo made from the bundled faces, then the faces themselves."""
+    from data.images import list_images
+
+    faces = list_images(SAMPLES_DIR)
+    group = group_photo(faces[:4], os.path.join(folder, "group_photo.png"))
+    return [[group, "photo"]] + [[p, "aligned face"] for p in faces]
+
+
+def build(predict, sample_dir):
+    import gradio as gr
+
+    with gr.Blocks(title="EIPNet face super-resolution", analytics_enabled=False) as page:
+        gr.Markdown("## EIPNet: face super-resolution (x8, 16 -> 128 px faces)\n"
+                    "**photo**: every face found is super-resolved and pasted into the photo, upscaled "
+                    "bicubically. **aligned face**: a face crop is reduced to 16x16 as in training and "
+                    "super-resolved to 128x128.\n\n" + LIMITS_TEXT)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.Image(label="your photo or face crop", type="filepath", sources=["upload", "clipboard"],
+                                  elem_id="upload")
+                mode = gr.Radio(list(MODES), value="photo", label="mode", elem_id="mode")
+                upscale = gr.Dropdown(list(UPSCALES), value=DEFAULT_UPSCALE, label="upscale (photo mode)",
+                                      elem_id="upscale")
+                button = gr.Button("Enhance", variant="primary", elem_id="run")
+                gr.Examples(samples(sample_dir), inputs=[upload, mode], label="bundled samples")
+            with gr.Column(scale=2):
+                slider = gr.ImageSlider(label="bicubic | EIPNet (drag)", format="png", elem_id="slider")
+                with gr.Row():
+                    bicubic = gr.Image(label="bicubic", format="png", interactive=False, elem_id="bicubic")
+                    sr = gr.Image(label="EIPNet", format="png", interactive=False, elem_id="sr")
+                download = gr.File(label="download the EIPNet PNG", elem_id="download")
+                status = gr.Markdown(elem_id="status")
+                faces = gr.Dataframe(headers=["face", "box x1 y1 x2 y2", "size px", "what happened"],
+                                     label="faces (photo mode)", interactive=False, elem_id="faces")
+        # preprocess=False: the upload reaches `run` as a cached file and is decoded by test.py's
+        # reader, so a file that is not an image gets our message, not a decoder's traceback.
+        button.click(handler(predict), [upload, mode, upscale], [slider, bicubic, sr, download, faces, status],
+                     api_name="enhance", preprocess=False)
+    return page
+
+
+# ----------------------------------------------------------------- start
+
+def load_predict(weight_path):
+    """The generator's predict for the weights at weight_path, warmed up; exits with one line on error."""
+    from models import CheckpointError
+    from models.inference import load_inference
+
+    try:
+        model = load_inference(weight_path)
+    except CheckpointError as err:
+        print(f"{PROG}: error: {err}; pass --weight_path to a generator.weights.h5, a train.py checkpoint "
+              f"or the authors' G_weight.ckpt", file=sys.stderr)
+        sys.exit(1)
+    model.predict(np.zeros((1, LR_SIDE, LR_SIDE, 3), np.float32))  # tracing stays out of the first request
+    return model.predict
+
+
+def warm_detector():
+    from data import alignment
+
+    alignment.detect_faces(np.zeros((64, 64, 3), np.uint8))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="EIPNet in a local web page (Gradio).",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on; 0.0.0.0 makes the page reachable from other machines")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on")
+    parser.add_argument("--weight_path", default=os.path.join(ROOT, "checkpoint", "CelebA"),
+                        help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
+                             "G_weight.ckpt prefix, an export, or a folder holding one of them")
+    opt = parser.parse_args(argv)
+    if not 0 < opt.port < 65536:
+        parser.error(f"--port must be between 1 and 65535, got {opt.port}")
+    return opt
+
+
+def main(argv=None):
+    opt = parse_args(argv)
+    predict = load_predict(opt.weight_path)
+    warm_detector()
+    sample_dir = tempfile.mkdtemp(prefix="eipnet_demo_samples_")
+    page = build(predict, sample_dir)
+    # One request at a time (the generator takes both cores); the others wait in the queue.
+    page.queue(default_concurrency_limit=1, max_size=32)
+    page.launch(server_name=opt.host, server_port=opt.port, share=False, ssr_mode=False, show_error=True,
+                max_file_size=MAX_FILE_SIZE, allowed_paths=[sample_dir, SAMPLES_DIR], pwa=False,
+                mcp_server=False, inbrowser=False)
+
+
+if __name__ == "__main__":
+    main()
