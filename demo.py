@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import shutil
 import tempfile
 import time
 import traceback
@@ -41,6 +42,7 @@ MAX_FILE_SIZE = "25mb"
 LIMITS_TEXT = (f"Uploads: images up to {MAX_INPUT_PIXELS / 1e6:g} megapixels and {MAX_FILE_SIZE[:-2]} MB; "
                f"photo results up to {MAX_OUTPUT_PIXELS / 1e6:g} megapixels (photo size x upscale squared).")
 LR_SIDE = 16
+KEEP_SECONDS = 3600  # results (and Gradio's copies of uploads) are deleted after an hour
 HR_SIDE = 128
 
 
@@ -72,7 +74,7 @@ def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
     try:
         result = alignment.super_resolve_photo(photo, predict, upscale, max_pixels=max_pixels)
     except alignment.PhotoTooLargeError as err:
-        raise DemoError(str(err).replace("--upscale", "upscale")) from err
+        raise DemoError(str(err)) from err
     seconds = time.perf_counter() - start
     faces = []
     for k, (face, frame) in enumerate(zip(result.faces, result.frame_sizes)):
@@ -125,6 +127,21 @@ def read_upload(path):
     return image
 
 
+def check_upscale(image, upscale):
+    """upscale as an int from UPSCALES whose result fits MAX_OUTPUT_PIXELS; DemoError otherwise."""
+    if upscale not in UPSCALES and str(upscale) not in map(str, UPSCALES):
+        raise DemoError(f"upscale must be one of {', '.join(map(str, UPSCALES))}, got {upscale!r}.")
+    upscale = int(upscale)
+    h, w = image.shape[:2]
+    if h * w * upscale ** 2 > MAX_OUTPUT_PIXELS:
+        fits = [u for u in UPSCALES if h * w * u ** 2 <= MAX_OUTPUT_PIXELS]
+        hint = f"choose upscale {fits[-1]} or less" if fits else "downscale the photo first"
+        raise DemoError(f"A {w}x{h} photo at x{upscale} would be {w * upscale}x{h * upscale} "
+                        f"({w * h * upscale ** 2 / 1e6:.1f} megapixels), over this page's limit of "
+                        f"{MAX_OUTPUT_PIXELS / 1e6:g} megapixels: {hint}.")
+    return upscale
+
+
 def upload_path(payload):
     """The cached file of a gr.Image payload (the event skips Gradio's own decoding, see `build`)."""
     if isinstance(payload, dict):
@@ -132,11 +149,17 @@ def upload_path(payload):
     return payload
 
 
-def write_result(image, name):
+def write_result(image, name, out_dir):
+    """The PNG offered for download, in a folder of its own under out_dir (the name stays the
+    user's); folders older than KEEP_SECONDS go, so a long-running server does not fill the disk."""
     from utils import write_png
 
-    folder = tempfile.mkdtemp(prefix="eipnet_demo_")
-    path = os.path.join(folder, name)
+    now = time.time()
+    for old in os.listdir(out_dir):
+        old = os.path.join(out_dir, old)
+        if now - os.path.getmtime(old) > KEEP_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+    path = os.path.join(tempfile.mkdtemp(dir=out_dir), name)
     write_png(path, image)
     return path
 
@@ -146,22 +169,23 @@ def face_rows(faces):
              "" if f["size_px"] is None else f["size_px"], f["status"]] for f in faces]
 
 
-def run(payload, mode, upscale, predict):
+def run(payload, mode, upscale, predict, out_dir):
     """(slider pair, bicubic, EIPNet, PNG path, face rows, status text) for one request."""
     from metrics.quality import psnr
 
     image = read_upload(upload_path(payload))
     stem = os.path.splitext(os.path.basename(upload_path(payload) or "image"))[0]
     if mode == "photo":
-        result = enhance_photo(image, predict, int(upscale))
+        upscale = check_upscale(image, upscale)
+        result = enhance_photo(image, predict, upscale)
         found = [f for f in result.faces if f["face"] is not None]
         if not found:
             raise DemoError("No face of 20 px or more found in this photo. "
                             "For a face crop, choose 'aligned face'.")
         status = (f"{len(found)} face(s) found; photo {image.shape[1]}x{image.shape[0]} -> "
-                  f"{result.output.shape[1]}x{result.output.shape[0]} (x{int(upscale)}) in {result.seconds:.1f} s")
+                  f"{result.output.shape[1]}x{result.output.shape[0]} (x{upscale}) in {result.seconds:.1f} s")
         return ((result.bicubic, result.output), result.bicubic, result.output,
-                write_result(result.output, f"{stem}_x{int(upscale)}_SR.png"), face_rows(result.faces), status)
+                write_result(result.output, f"{stem}_x{upscale}_SR.png", out_dir), face_rows(result.faces), status)
     if mode != "aligned face":
         raise DemoError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
     lr, bicubic, sr, hr, seconds = enhance_face(image, predict)
@@ -171,15 +195,15 @@ def run(payload, mode, upscale, predict):
                    f"bicubic {psnr(bicubic, hr):.2f} dB")
     else:
         status += " (a 16x16 upload is the model's input itself: no original to measure against)"
-    return (bicubic, sr), bicubic, sr, write_result(sr, f"{stem}_SR.png"), [], status
+    return (bicubic, sr), bicubic, sr, write_result(sr, f"{stem}_SR.png", out_dir), [], status
 
 
-def handler(predict):
+def handler(predict, out_dir):
     import gradio as gr
 
     def process(payload, mode, upscale):
         try:
-            return run(payload, mode, upscale, predict)
+            return run(payload, mode, upscale, predict, out_dir)
         except DemoError as err:
             raise gr.Error(str(err), print_exception=False) from None
         except Exception as err:  # the server stays up; the details go to its console only
@@ -219,10 +243,14 @@ def samples(folder):
     return [[group, "photo"]] + [[p, "aligned face"] for p in faces]
 
 
-def build(predict, sample_dir):
+def build(predict, work_dir):
+    """The page; its samples and results live under work_dir."""
     import gradio as gr
 
-    with gr.Blocks(title="EIPNet face super-resolution", analytics_enabled=False) as page:
+    out_dir = os.path.join(work_dir, "results")
+    os.makedirs(out_dir, exist_ok=True)
+    with gr.Blocks(title="EIPNet face super-resolution", analytics_enabled=False,
+                   delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as page:
         gr.Markdown("## EIPNet: face super-resolution (x8, 16 -> 128 px faces)\n"
                     "**photo**: every face found is super-resolved and pasted into the photo, upscaled "
                     "bicubically. **aligned face**: a face crop is reduced to 16x16 as in training and "
@@ -235,19 +263,21 @@ def build(predict, sample_dir):
                 upscale = gr.Dropdown(list(UPSCALES), value=DEFAULT_UPSCALE, label="upscale (photo mode)",
                                       elem_id="upscale")
                 button = gr.Button("Enhance", variant="primary", elem_id="run")
-                gr.Examples(samples(sample_dir), inputs=[upload, mode], label="bundled samples")
+                gr.Examples(samples(work_dir), inputs=[upload, mode], label="bundled samples")
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(label="bicubic | EIPNet (drag)", format="png", elem_id="slider")
                 with gr.Row():
-                    bicubic = gr.Image(label="bicubic", format="png", interactive=False, elem_id="bicubic")
-                    sr = gr.Image(label="EIPNet", format="png", interactive=False, elem_id="sr")
+                    bicubic = gr.Image(label="bicubic", format="png", interactive=False, elem_id="bicubic",
+                                       buttons=["download", "fullscreen"])
+                    sr = gr.Image(label="EIPNet", format="png", interactive=False, elem_id="sr",
+                                  buttons=["download", "fullscreen"])
                 download = gr.File(label="download the EIPNet PNG", elem_id="download")
                 status = gr.Markdown(elem_id="status")
                 faces = gr.Dataframe(headers=["face", "box x1 y1 x2 y2", "size px", "what happened"],
                                      label="faces (photo mode)", interactive=False, elem_id="faces")
         # preprocess=False: the upload reaches `run` as a cached file and is decoded by test.py's
         # reader, so a file that is not an image gets our message, not a decoder's traceback.
-        button.click(handler(predict), [upload, mode, upscale], [slider, bicubic, sr, download, faces, status],
+        button.click(handler(predict, out_dir), [upload, mode, upscale], [slider, bicubic, sr, download, faces, status],
                      api_name="enhance", preprocess=False)
     return page
 
@@ -294,13 +324,16 @@ def main(argv=None):
     opt = parse_args(argv)
     predict = load_predict(opt.weight_path)
     warm_detector()
-    sample_dir = tempfile.mkdtemp(prefix="eipnet_demo_samples_")
-    page = build(predict, sample_dir)
+    work_dir = tempfile.mkdtemp(prefix="eipnet_demo_")
+    page = build(predict, work_dir)
     # One request at a time (the generator takes both cores); the others wait in the queue.
     page.queue(default_concurrency_limit=1, max_size=32)
-    page.launch(server_name=opt.host, server_port=opt.port, share=False, ssr_mode=False, show_error=True,
-                max_file_size=MAX_FILE_SIZE, allowed_paths=[sample_dir, SAMPLES_DIR], pwa=False,
-                mcp_server=False, inbrowser=False)
+    try:
+        page.launch(server_name=opt.host, server_port=opt.port, share=False, ssr_mode=False, show_error=True,
+                    max_file_size=MAX_FILE_SIZE, allowed_paths=[work_dir, SAMPLES_DIR], pwa=False,
+                    mcp_server=False, inbrowser=False)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
