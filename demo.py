@@ -57,15 +57,17 @@ class PhotoResult:
     """What the page shows for one photo."""
     output: np.ndarray      # uint8 [H * u, W * u, 3]
     bicubic: np.ndarray     # uint8, same size: the photo upscaled bicubically
-    faces: list             # one dict per face: face, box, size_px, status
+    faces: list             # dicts, left to right: box [x1, y1, x2, y2] (None: a count of faces), frame_px, status
     seconds: float
 
 
 def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
     """The page's only link to the real-photo pipeline (test.py --real_world for one photo).
 
-    photo: uint8 RGB [H, W, 3]; predict: the generator's predict. Returns a
-    PhotoResult; raises DemoError for a request the pipeline refuses.
+    photo: uint8 RGB [H, W, 3]; predict: the generator's predict; upscale: an
+    int. Returns a PhotoResult; raises DemoError for a request the pipeline
+    refuses. Today's pipeline super-resolves every face it keeps (shrinking
+    larger ones to 16 px) and only counts those under test.py's --min_face.
     """
     from data import alignment
     from data.images import upscale_bicubic
@@ -76,17 +78,12 @@ def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
     except alignment.PhotoTooLargeError as err:
         raise DemoError(str(err)) from err
     seconds = time.perf_counter() - start
-    faces = []
-    for k, (face, frame) in enumerate(zip(result.faces, result.frame_sizes)):
-        status = "super-resolved"
-        if frame > LR_SIDE:
-            status += f" (its {frame:.0f} px frame was first shrunk to the model's {LR_SIDE} px input)"
-        faces.append({"face": k, "box": [int(round(v)) for v in face.box], "size_px": round(face.size, 1),
-                      "status": status})
+    faces = [{"box": [round(float(v), 1) for v in face.box], "frame_px": round(frame, 1), "status": "super-resolved"}
+             for face, frame in zip(result.faces, result.frame_sizes)]
     if result.skipped_small:
-        faces.append({"face": None, "box": None, "size_px": None,
+        faces.append({"box": None, "frame_px": None,
                       "status": f"{result.skipped_small} face(s) under {result.min_face:g} px: left as bicubic"})
-    return PhotoResult(output=result.composed, bicubic=upscale_bicubic(photo, int(upscale)), faces=faces,
+    return PhotoResult(output=result.composed, bicubic=upscale_bicubic(photo, upscale), faces=faces,
                        seconds=seconds)
 
 
@@ -165,8 +162,15 @@ def write_result(image, name, out_dir):
 
 
 def face_rows(faces):
-    return [[f["face"] if f["face"] is not None else "", "" if f["box"] is None else " ".join(map(str, f["box"])),
-             "" if f["size_px"] is None else f["size_px"], f["status"]] for f in faces]
+    """Table rows: face number, box, frame side in photo px, what happened."""
+    rows, k = [], 0
+    for face in faces:
+        if face["box"] is None:
+            rows.append(["", "", "", face["status"]])
+            continue
+        rows.append([k, " ".join(f"{v:g}" for v in face["box"]), f"{face['frame_px']:g}", face["status"]])
+        k += 1
+    return rows
 
 
 def run(payload, mode, upscale, predict, out_dir):
@@ -178,12 +182,12 @@ def run(payload, mode, upscale, predict, out_dir):
     if mode == "photo":
         upscale = check_upscale(image, upscale)
         result = enhance_photo(image, predict, upscale)
-        found = [f for f in result.faces if f["face"] is not None]
+        found = [f for f in result.faces if f["box"] is not None]
         if not found:
-            raise DemoError("No face of 20 px or more found in this photo. "
-                            "For a face crop, choose 'aligned face'.")
-        status = (f"{len(found)} face(s) found; photo {image.shape[1]}x{image.shape[0]} -> "
-                  f"{result.output.shape[1]}x{result.output.shape[0]} (x{upscale}) in {result.seconds:.1f} s")
+            raise DemoError("No face found in this photo. For a face crop, choose 'aligned face'.")
+        improved = sum(f["status"] == "super-resolved" for f in found)
+        status = (f"{len(found)} face(s) found, {improved} super-resolved; photo {image.shape[1]}x{image.shape[0]} "
+                  f"-> {result.output.shape[1]}x{result.output.shape[0]} (x{upscale}) in {result.seconds:.1f} s")
         return ((result.bicubic, result.output), result.bicubic, result.output,
                 write_result(result.output, f"{stem}_x{upscale}_SR.png", out_dir), face_rows(result.faces), status)
     if mode != "aligned face":
@@ -215,16 +219,19 @@ def handler(predict, out_dir):
 
 # ----------------------------------------------------------------- page
 
+GROUP = ((56, 40, 50), (44, 110, 100), (22, 170, 50), (21, 220, 110), (20, 200, 40))  # side, centre x, y
+
+
 def group_photo(paths, out_path):
-    """A 256x160 'photo' of four bundled faces, small enough for the model (frames 40-56 px),
-    on a smooth background; written to out_path."""
+    """A 256x160 'photo' of five bundled faces (aligned frames of 20 to 56 px, as `GROUP` places
+    them) on a smooth background; written to out_path."""
     from data.images import read_image
     from utils import write_png
 
     rng = np.random.default_rng(0)
     low = rng.uniform(60, 200, (3, 4, 3)).astype(np.float32)
     photo = cv2.resize(low, (256, 160), interpolation=cv2.INTER_CUBIC)
-    for path, (side, cx, cy) in zip(paths, ((48, 40, 60), (40, 100, 100), (56, 160, 64), (44, 220, 104))):
+    for path, (side, cx, cy) in zip(paths, GROUP):
         face = read_image(path)
         top = (face.shape[0] - face.shape[1]) // 2  # the aligned frame's square crop
         face = cv2.resize(face[top:top + face.shape[1]], (side, side), interpolation=cv2.INTER_AREA)
@@ -239,7 +246,7 @@ def samples(folder):
     from data.images import list_images
 
     faces = list_images(SAMPLES_DIR)
-    group = group_photo(faces[:4], os.path.join(folder, "group_photo.png"))
+    group = group_photo(faces[:len(GROUP)], os.path.join(folder, "group_photo.png"))
     return [[group, "photo"]] + [[p, "aligned face"] for p in faces]
 
 
@@ -273,7 +280,7 @@ def build(predict, work_dir):
                                   buttons=["download", "fullscreen"])
                 download = gr.File(label="download the EIPNet PNG", elem_id="download")
                 status = gr.Markdown(elem_id="status")
-                faces = gr.Dataframe(headers=["face", "box x1 y1 x2 y2", "size px", "what happened"],
+                faces = gr.Dataframe(headers=["face", "box x1 y1 x2 y2", "frame px", "what happened"],
                                      label="faces (photo mode)", interactive=False, elem_id="faces")
         # preprocess=False: the upload reaches `run` as a cached file and is decoded by test.py's
         # reader, so a file that is not an image gets our message, not a decoder's traceback.

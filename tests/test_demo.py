@@ -101,10 +101,10 @@ def enhance(client, path, mode, upscale=4):
 
 
 def group_photo(tmp_path):
-    """Four bundled faces at 40-56 px on a smooth background (demo.py's own photo sample)."""
+    """Five bundled faces, aligned frames of 20 to 56 px, on a smooth background (demo.py's photo sample)."""
     import demo
 
-    return demo.group_photo(SAMPLES[:4], str(tmp_path / "group.png"))
+    return demo.group_photo(SAMPLES, str(tmp_path / "group.png"))
 
 
 def training_lr(path):
@@ -138,12 +138,15 @@ def test_photo_through_api_is_upscaled_and_differs_from_bicubic(client, tmp_path
     assert open(download, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(read_rgb(download), sr)
     assert [np.array_equal(read_rgb(p), ref) for p, ref in zip(slider, (bicubic, sr))] == [True, True]
-    rows = faces["data"]
-    assert len(rows) == 4 and all("super-resolved" in row[-1] for row in rows)
-    assert re.search(r"4 face\(s\) found; photo 256x160 -> 1024x640 \(x4\) in [0-9.]+ s", status)
-    # Every face box (scaled x4) changed, visibly: mean absolute difference of at least 2 levels.
-    for row in rows:
-        x1, y1, x2, y2 = (4 * int(v) for v in row[1].split())
+    # Whichever faces the pipeline chooses to improve, the page says so and they changed, visibly:
+    # mean absolute difference of at least 2 levels over the face's box (scaled x4).
+    rows = [row for row in faces["data"] if row[1]]
+    improved = [row for row in rows if row[-1] == "super-resolved"]
+    assert improved, faces
+    assert re.search(rf"{len(rows)} face\(s\) found, {len(improved)} super-resolved; photo 256x160 -> 1024x640 "
+                     rf"\(x4\) in [0-9.]+ s", status), status
+    for row in improved:
+        x1, y1, x2, y2 = (int(round(4 * float(v))) for v in row[1].split())
         diff = np.abs(sr[y1:y2, x1:x2].astype(np.int16) - bicubic[y1:y2, x1:x2]).mean()
         assert diff > 2.0, (row, diff)
 
@@ -193,7 +196,7 @@ def test_bad_input_gets_a_message_and_the_server_stays_up(client, tmp_path):
     rng = np.random.default_rng(1)
     sky = cv2.resize(rng.uniform(40, 220, (3, 4, 3)).astype(np.float32), (320, 240), interpolation=cv2.INTER_CUBIC)
     sky = write_rgb(str(tmp_path / "sky.png"), np.clip(sky, 0, 255).astype(np.uint8))
-    assert "No face of 20 px or more found" in message(sky)
+    assert "No face found in this photo" in message(sky)
     big = write_rgb(str(tmp_path / "big.png"), cv2.resize(read_rgb(sky), (600, 500)))
     assert ("A 600x500 photo at x8 would be 4800x4000 (19.2 megapixels), over this page's limit of "
             "16 megapixels: choose upscale 4 or less") in message(big, upscale=8)
@@ -257,8 +260,10 @@ def test_page_in_chromium_shows_the_result_of_an_upload(server, browser, tmp_pat
         return size
 
     assert WebDriverWait(browser, 180).until(loaded_result) == [1024, 640]
-    assert "4 face(s) found" in browser.find_element(By.CSS_SELECTOR, "#status").text
-    assert browser.find_element(By.CSS_SELECTOR, "#faces").text.count("super-resolved") == 4
+    status = browser.find_element(By.CSS_SELECTOR, "#status").text
+    improved = int(re.search(r"face\(s\) found, ([0-9]+) super-resolved", status).group(1))
+    assert improved > 0
+    assert browser.find_element(By.CSS_SELECTOR, "#faces").text.count("\nsuper-resolved") == improved
     assert browser.find_elements(By.CSS_SELECTOR, "#download a")
     # Everything the page loaded came from the demo's own server (no CDN fonts, no analytics).
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
