@@ -259,9 +259,9 @@ def build(predict, work_dir):
     with gr.Blocks(title="EIPNet face super-resolution", analytics_enabled=False,
                    delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as page:
         gr.Markdown("## EIPNet: face super-resolution (x8, 16 -> 128 px faces)\n"
-                    "**photo**: every face found is super-resolved and pasted into the photo, upscaled "
-                    "bicubically. **aligned face**: a face crop is reduced to 16x16 as in training and "
-                    "super-resolved to 128x128.\n\n" + LIMITS_TEXT)
+                    "**photo**: the faces are found, super-resolved and pasted back into the photo upscaled "
+                    "bicubically; the table says what happened to each. **aligned face**: a face crop is "
+                    "reduced to 16x16 as in training and super-resolved to 128x128.\n\n" + LIMITS_TEXT)
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.Image(label="your photo or face crop", type="filepath", sources=["upload", "clipboard"],

@@ -239,7 +239,7 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_page_in_chromium_shows_the_result_of_an_upload(server, browser, tmp_path):
+def test_page_in_chromium_shows_the_result_of_an_upload_and_errors(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -268,3 +268,15 @@ def test_page_in_chromium_shows_the_result_of_an_upload(server, browser, tmp_pat
     # Everything the page loaded came from the demo's own server (no CDN fonts, no analytics).
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert resources and [r for r in resources if not r.startswith(url)] == []
+
+    # A file that is not an image: the page shows the message, no traceback.
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("not a picture")
+    browser.get(url)
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(not_image))
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload img"))  # uploaded
+    browser.find_element(By.CSS_SELECTOR, "#run").click()
+    toast = WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]"))
+    assert "This file is not an image we can read" in toast[0].text, toast[0].text
+    assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
