@@ -318,17 +318,34 @@ def parse_args(argv=None):
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on; 0.0.0.0 makes the page reachable from other machines")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on")
-    parser.add_argument("--weight_path", default=os.path.join(ROOT, "checkpoint", "CelebA"),
+    parser.add_argument("--weight_path", default=None,
                         help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
-                             "G_weight.ckpt prefix, an export, or a folder holding one of them")
+                             "G_weight.ckpt prefix, an export, or a folder holding one of them "
+                             "(default: the bundled checkpoint/CelebA beside demo.py)")
     opt = parser.parse_args(argv)
+    opt.weight_path = opt.weight_path or os.path.join(ROOT, "checkpoint", "CelebA")
     if not 0 < opt.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {opt.port}")
     return opt
 
 
+def check_port(host, port):
+    """Exit with one line when host:port cannot be served on, before the model takes its seconds to load."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+            s.bind((host, port))
+    except OSError as err:
+        print(f"{PROG}: error: cannot serve on {host}:{port}: {err.strerror or err}; pick another --port",
+              file=sys.stderr)
+        sys.exit(1)
+
+
 def main(argv=None):
     opt = parse_args(argv)
+    check_port(opt.host, opt.port)
     predict = load_predict(opt.weight_path)
     warm_detector()
     work_dir = tempfile.mkdtemp(prefix="eipnet_demo_")
