@@ -16,8 +16,8 @@ version check and share links are off, and its fonts are served locally.
 import argparse
 import dataclasses
 import os
-import sys
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -41,8 +41,8 @@ MAX_OUTPUT_PIXELS = 16_000_000    # the composed photo the page sends back (a 20
 MAX_FILE_SIZE = "25mb"
 LIMITS_TEXT = (f"Uploads: images up to {MAX_INPUT_PIXELS / 1e6:g} megapixels and {MAX_FILE_SIZE[:-2]} MB; "
                f"photo results up to {MAX_OUTPUT_PIXELS / 1e6:g} megapixels (photo size x upscale squared).")
-LR_SIDE = 16
 KEEP_SECONDS = 3600  # results (and Gradio's copies of uploads) are deleted after an hour
+LR_SIDE = 16
 HR_SIDE = 128
 
 
@@ -113,15 +113,34 @@ def read_upload(path):
 
     if not path:
         raise DemoError("No image: upload a photo or pick a sample first.")
+    check_pixels(*header_size(path))  # before decoding: a small file can hold a huge image
     try:
         image = read_image(path)
     except ImageReadError as err:
         raise DemoError(f"This file is not an image we can read ({err}). Upload a JPEG, PNG, BMP or WebP.") from err
-    h, w = image.shape[:2]
-    if h * w > MAX_INPUT_PIXELS:
+    check_pixels(image.shape[1], image.shape[0])
+    return image
+
+
+def header_size(path):
+    """(width, height) from the file's header without decoding it; (0, 0) when Pillow cannot tell
+    (the decoder then has the last word)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Image.DecompressionBombError as err:
+        raise DemoError(f"The image is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, over this "
+                        f"page's limit of {MAX_INPUT_PIXELS / 1e6:g} megapixels: downscale it first.") from err
+    except Exception:
+        return (0, 0)
+
+
+def check_pixels(w, h):
+    if w * h > MAX_INPUT_PIXELS:
         raise DemoError(f"The image is {w}x{h} ({w * h / 1e6:.1f} megapixels), over this page's limit of "
                         f"{MAX_INPUT_PIXELS / 1e6:g} megapixels: downscale it first.")
-    return image
 
 
 def check_upscale(image, upscale):

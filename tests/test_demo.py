@@ -192,6 +192,10 @@ def test_bad_input_gets_a_message_and_the_server_stays_up(client, tmp_path):
 
     huge = write_rgb(str(tmp_path / "huge.png"), np.full((3001, 4000, 3), 128, np.uint8))  # 12.0 MP
     assert "4000x3001 (12.0 megapixels), over this page's limit of 12 megapixels" in message(huge)
+    # A 240 kB PNG of 225 megapixels is refused from its header, before anything decodes it.
+    bomb = str(tmp_path / "bomb.png")
+    assert cv2.imwrite(bomb, np.zeros((15000, 15000), np.uint8))
+    assert "The image is over 179 megapixels, over this page's limit of 12 megapixels" in message(bomb)
 
     rng = np.random.default_rng(1)
     sky = cv2.resize(rng.uniform(40, 220, (3, 4, 3)).astype(np.float32), (320, 240), interpolation=cv2.INTER_CUBIC)
