@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -368,6 +369,8 @@ def main(argv=None):
     predict = load_predict(opt.weight_path)
     warm_detector()
     work_dir = tempfile.mkdtemp(prefix="eipnet_demo_")
+    # `kill` ends the server as Ctrl-C does: Gradio closes it and the work folder goes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     page = build(predict, work_dir)
     # One request at a time (the generator takes both cores); the others wait in the queue.
     page.queue(default_concurrency_limit=1, max_size=32)
