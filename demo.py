@@ -239,11 +239,11 @@ def handler(predict, out_dir):
 
 # ----------------------------------------------------------------- page
 
-GROUP = ((56, 40, 50), (44, 110, 100), (22, 170, 50), (21, 220, 110), (20, 200, 40))  # side, centre x, y
+GROUP = ((56, 40, 50), (44, 110, 100), (20, 170, 50), (19, 220, 110), (18, 200, 40))  # side, centre x, y
 
 
 def group_photo(paths, out_path):
-    """A 256x160 'photo' of five bundled faces (aligned frames of 20 to 56 px, as `GROUP` places
+    """A 256x160 'photo' of five bundled faces (aligned frames of 18 to 56 px, as `GROUP` places
     them) on a smooth background; written to out_path."""
     from data.images import read_image
     from utils import write_png

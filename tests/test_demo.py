@@ -101,7 +101,7 @@ def enhance(client, path, mode, upscale=4):
 
 
 def group_photo(tmp_path):
-    """Five bundled faces, aligned frames of 20 to 56 px, on a smooth background (demo.py's photo sample)."""
+    """Five bundled faces, aligned frames of 18 to 56 px, on a smooth background (demo.py's photo sample)."""
     import demo
 
     return demo.group_photo(SAMPLES, str(tmp_path / "group.png"))
