@@ -1,0 +1,386 @@
+"""A local web page for EIPNet: upload a photo or a face crop, compare bicubic and EIPNet, download the PNG.
+
+    pip install -r requirements-demo.txt && python demo.py     # http://127.0.0.1:7860
+    python demo.py --host 0.0.0.0 --port 8080 --weight_path path/to/G_weight.ckpt
+
+Two modes, each the same functions test.py runs:
+- "aligned face": test.py's default path (largest centred square -> 128x128,
+  the training degradation to 16x16, the generator); a 16x16 upload is taken
+  as the LR face itself (test.py --lr_input).
+- "photo": test.py --real_world for one photo, through `enhance_photo`, the
+  one adapter between this page and the real-photo pipeline.
+
+The page never talks to anything but its own server: Gradio's analytics,
+version check and share links are off, and its fonts are served locally.
+"""
+import argparse
+import dataclasses
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+
+# Before gradio (and huggingface_hub, which it imports) reads them: no telemetry, no version check.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+PROG = "demo.py"
+SAMPLES_DIR = os.path.join(ROOT, "datasets", "test")
+MODES = ("photo", "aligned face")
+UPSCALES = (1, 2, 4, 8)
+DEFAULT_UPSCALE = 4
+MAX_INPUT_PIXELS = 12_000_000     # a 12 MP phone photo
+MAX_OUTPUT_PIXELS = 16_000_000    # the composed photo the page sends back (a 2000x2000 photo at x2)
+MAX_FILE_SIZE = "25mb"
+LIMITS_TEXT = (f"Uploads: images up to {MAX_INPUT_PIXELS / 1e6:g} megapixels and {MAX_FILE_SIZE[:-2]} MB; "
+               f"photo results up to {MAX_OUTPUT_PIXELS / 1e6:g} megapixels (photo size x upscale squared).")
+KEEP_SECONDS = 3600  # results (and Gradio's copies of uploads) are deleted after an hour
+LR_SIDE = 16
+HR_SIDE = 128
+
+
+class DemoError(ValueError):
+    """A request the page refuses; the message is shown to the user as is."""
+
+
+# ----------------------------------------------------------------- the pipeline
+
+@dataclasses.dataclass
+class PhotoResult:
+    """What the page shows for one photo."""
+    output: np.ndarray      # uint8 [H * u, W * u, 3]
+    bicubic: np.ndarray     # uint8, same size: the photo upscaled bicubically
+    faces: list             # dicts, left to right: box [x1, y1, x2, y2] (None: a count of faces), frame_px, status
+    seconds: float
+
+
+def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
+    """The page's only link to the real-photo pipeline (test.py --real_world for one photo).
+
+    photo: uint8 RGB [H, W, 3]; predict: the generator's predict; upscale: an
+    int. Returns a PhotoResult; raises DemoError for a request the pipeline
+    refuses. Today's pipeline super-resolves every face it keeps (shrinking
+    larger ones to 16 px) and only counts those under test.py's --min_face.
+    """
+    from data import alignment
+    from data.images import upscale_bicubic
+
+    start = time.perf_counter()
+    try:
+        result = alignment.super_resolve_photo(photo, predict, upscale, max_pixels=max_pixels)
+    except alignment.PhotoTooLargeError as err:
+        raise DemoError(str(err)) from err
+    seconds = time.perf_counter() - start
+    faces = [{"box": [round(float(v), 1) for v in face.box], "frame_px": round(frame, 1), "status": "super-resolved"}
+             for face, frame in zip(result.faces, result.frame_sizes)]
+    if result.skipped_small:
+        faces.append({"box": None, "frame_px": None,
+                      "status": f"{result.skipped_small} face(s) under {result.min_face:g} px: left as bicubic"})
+    return PhotoResult(output=result.composed, bicubic=upscale_bicubic(photo, upscale), faces=faces,
+                       seconds=seconds)
+
+
+def enhance_face(image, predict):
+    """(lr, bicubic, sr, hr or None, seconds) for one face crop: test.py's default path, or its
+    --lr_input path for a 16x16 image."""
+    from data.degradation import degrade
+    from data.images import prepare_hr, prepare_lr, upscale_bicubic
+    from metrics.quality import to_uint8
+
+    start = time.perf_counter()
+    if image.shape[:2] == (LR_SIDE, LR_SIDE):
+        hr, lr = None, prepare_lr(image, LR_SIDE)
+    else:
+        hr = prepare_hr(image, HR_SIDE, HR_SIDE, "folder")
+        lr = degrade(hr).numpy().astype(np.uint8)
+    sr, _ = predict(lr[None].astype(np.float32))
+    sr = to_uint8(sr[0])
+    return lr, upscale_bicubic(lr, sr.shape[0] // lr.shape[0]), sr, hr, time.perf_counter() - start
+
+
+# ----------------------------------------------------------------- requests
+
+def read_upload(path):
+    """uint8 RGB of an uploaded file, by test.py's reader; DemoError when it is not a usable image."""
+    from data.images import ImageReadError, read_image
+
+    if not path:
+        raise DemoError("No image: upload a photo or pick a sample first.")
+    check_pixels(*header_size(path))  # before decoding: a small file can hold a huge image
+    try:
+        image = read_image(path)
+    except ImageReadError as err:
+        raise DemoError(f"This file is not an image we can read ({err}). Upload a JPEG, PNG, BMP or WebP.") from err
+    check_pixels(image.shape[1], image.shape[0])
+    return image
+
+
+def header_size(path):
+    """(width, height) from the file's header without decoding it; (0, 0) when Pillow cannot tell
+    (the decoder then has the last word)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Image.DecompressionBombError as err:
+        raise DemoError(f"The image is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, over this "
+                        f"page's limit of {MAX_INPUT_PIXELS / 1e6:g} megapixels: downscale it first.") from err
+    except Exception:
+        return (0, 0)
+
+
+def check_pixels(w, h):
+    if w * h > MAX_INPUT_PIXELS:
+        raise DemoError(f"The image is {w}x{h} ({w * h / 1e6:.1f} megapixels), over this page's limit of "
+                        f"{MAX_INPUT_PIXELS / 1e6:g} megapixels: downscale it first.")
+
+
+def check_upscale(image, upscale):
+    """upscale as an int from UPSCALES whose result fits MAX_OUTPUT_PIXELS; DemoError otherwise."""
+    if upscale not in UPSCALES and str(upscale) not in map(str, UPSCALES):
+        raise DemoError(f"upscale must be one of {', '.join(map(str, UPSCALES))}, got {upscale!r}.")
+    upscale = int(upscale)
+    h, w = image.shape[:2]
+    if h * w * upscale ** 2 > MAX_OUTPUT_PIXELS:
+        fits = [u for u in UPSCALES if h * w * u ** 2 <= MAX_OUTPUT_PIXELS]
+        hint = f"choose upscale {fits[-1]} or less" if fits else "downscale the photo first"
+        raise DemoError(f"A {w}x{h} photo at x{upscale} would be {w * upscale}x{h * upscale} "
+                        f"({w * h * upscale ** 2 / 1e6:.1f} megapixels), over this page's limit of "
+                        f"{MAX_OUTPUT_PIXELS / 1e6:g} megapixels: {hint}.")
+    return upscale
+
+
+def upload_path(payload):
+    """The cached file of a gr.Image payload (the event skips Gradio's own decoding, see `build`)."""
+    if isinstance(payload, dict):
+        return payload.get("path")
+    return payload
+
+
+def write_result(image, name, out_dir):
+    """The PNG offered for download, in a folder of its own under out_dir (the name stays the
+    user's); folders older than KEEP_SECONDS go, so a long-running server does not fill the disk."""
+    from utils import write_png
+
+    now = time.time()
+    for old in os.listdir(out_dir):
+        old = os.path.join(out_dir, old)
+        if now - os.path.getmtime(old) > KEEP_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+    path = os.path.join(tempfile.mkdtemp(dir=out_dir), name)
+    write_png(path, image)
+    return path
+
+
+def face_rows(faces):
+    """Table rows: face number, box, frame side in photo px, what happened."""
+    rows, k = [], 0
+    for face in faces:
+        if face["box"] is None:
+            rows.append(["", "", "", face["status"]])
+            continue
+        rows.append([k, " ".join(f"{v:g}" for v in face["box"]), f"{face['frame_px']:g}", face["status"]])
+        k += 1
+    return rows
+
+
+def run(payload, mode, upscale, predict, out_dir):
+    """(slider pair, bicubic, EIPNet, PNG path, face rows, status text) for one request."""
+    from metrics.quality import psnr
+
+    image = read_upload(upload_path(payload))
+    stem = os.path.splitext(os.path.basename(upload_path(payload) or "image"))[0]
+    if mode == "photo":
+        upscale = check_upscale(image, upscale)
+        result = enhance_photo(image, predict, upscale)
+        found = [f for f in result.faces if f["box"] is not None]
+        if not found:
+            raise DemoError("No face found in this photo. For a face crop, choose 'aligned face'.")
+        improved = sum(f["status"] == "super-resolved" for f in found)
+        status = (f"{len(found)} face(s) found, {improved} super-resolved; photo {image.shape[1]}x{image.shape[0]} "
+                  f"-> {result.output.shape[1]}x{result.output.shape[0]} (x{upscale}) in {result.seconds:.1f} s")
+        return ((result.bicubic, result.output), result.bicubic, result.output,
+                write_result(result.output, f"{stem}_x{upscale}_SR.png", out_dir), face_rows(result.faces), status)
+    if mode != "aligned face":
+        raise DemoError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
+    lr, bicubic, sr, hr, seconds = enhance_face(image, predict)
+    status = f"{LR_SIDE}x{LR_SIDE} -> {sr.shape[1]}x{sr.shape[0]} in {seconds:.2f} s"
+    if hr is not None:
+        status += (f"; against the {HR_SIDE}x{HR_SIDE} crop of your image: PSNR EIPNet {psnr(sr, hr):.2f} dB, "
+                   f"bicubic {psnr(bicubic, hr):.2f} dB")
+    else:
+        status += " (a 16x16 upload is the model's input itself: no original to measure against)"
+    return (bicubic, sr), bicubic, sr, write_result(sr, f"{stem}_SR.png", out_dir), [], status
+
+
+def handler(predict, out_dir):
+    import gradio as gr
+
+    def process(payload, mode, upscale):
+        try:
+            return run(payload, mode, upscale, predict, out_dir)
+        except DemoError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except Exception as err:  # the server stays up; the details go to its console only
+            traceback.print_exc()
+            raise gr.Error(f"Internal error ({type(err).__name__}); the server log has the details.",
+                           print_exception=False) from None
+    return process
+
+
+# ----------------------------------------------------------------- page
+
+GROUP = ((56, 40, 50), (44, 110, 100), (20, 170, 50), (19, 220, 110), (18, 200, 40))  # side, centre x, y
+
+
+def group_photo(paths, out_path):
+    """A 256x160 'photo' of five bundled faces (aligned frames of 18 to 56 px, as `GROUP` places
+    them) on a smooth background; written to out_path."""
+    from data.images import read_image
+    from utils import write_png
+
+    rng = np.random.default_rng(0)
+    low = rng.uniform(60, 200, (3, 4, 3)).astype(np.float32)
+    photo = cv2.resize(low, (256, 160), interpolation=cv2.INTER_CUBIC)
+    for path, (side, cx, cy) in zip(paths, GROUP):
+        face = read_image(path)
+        top = (face.shape[0] - face.shape[1]) // 2  # the aligned frame's square crop
+        face = cv2.resize(face[top:top + face.shape[1]], (side, side), interpolation=cv2.INTER_AREA)
+        y0, x0 = cy - side // 2, cx - side // 2
+        photo[y0:y0 + side, x0:x0 + side] = face
+    write_png(out_path, np.clip(np.round(photo), 0, 255).astype(np.uint8))
+    return out_path
+
+
+def samples(folder):
+    """[path, mode] examples: a group photo made from the bundled faces, then the faces themselves."""
+    from data.images import list_images
+
+    faces = list_images(SAMPLES_DIR)
+    group = group_photo(faces[:len(GROUP)], os.path.join(folder, "group_photo.png"))
+    return [[group, "photo"]] + [[p, "aligned face"] for p in faces]
+
+
+def build(predict, work_dir):
+    """The page; its samples and results live under work_dir."""
+    import gradio as gr
+
+    out_dir = os.path.join(work_dir, "results")
+    os.makedirs(out_dir, exist_ok=True)
+    with gr.Blocks(title="EIPNet face super-resolution", analytics_enabled=False,
+                   delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as page:
+        gr.Markdown("## EIPNet: face super-resolution (x8, 16 -> 128 px faces)\n"
+                    "**photo**: the faces are found, super-resolved and pasted back into the photo upscaled "
+                    "bicubically; the table says what happened to each. **aligned face**: a face crop is "
+                    "reduced to 16x16 as in training and super-resolved to 128x128.\n\n" + LIMITS_TEXT)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.Image(label="your photo or face crop", type="filepath", sources=["upload", "clipboard"],
+                                  elem_id="upload")
+                mode = gr.Radio(list(MODES), value="photo", label="mode", elem_id="mode")
+                upscale = gr.Dropdown(list(UPSCALES), value=DEFAULT_UPSCALE, label="upscale (photo mode)",
+                                      elem_id="upscale")
+                button = gr.Button("Enhance", variant="primary", elem_id="run")
+                gr.Examples(samples(work_dir), inputs=[upload, mode], label="bundled samples")
+            with gr.Column(scale=2):
+                slider = gr.ImageSlider(label="bicubic | EIPNet (drag)", format="png", elem_id="slider")
+                with gr.Row():
+                    bicubic = gr.Image(label="bicubic", format="png", interactive=False, elem_id="bicubic",
+                                       buttons=["download", "fullscreen"])
+                    sr = gr.Image(label="EIPNet", format="png", interactive=False, elem_id="sr",
+                                  buttons=["download", "fullscreen"])
+                download = gr.File(label="download the EIPNet PNG", elem_id="download")
+                status = gr.Markdown(elem_id="status")
+                faces = gr.Dataframe(headers=["face", "box x1 y1 x2 y2", "frame px", "what happened"],
+                                     label="faces (photo mode)", interactive=False, elem_id="faces")
+        # preprocess=False: the upload reaches `run` as a cached file and is decoded by test.py's
+        # reader, so a file that is not an image gets our message, not a decoder's traceback.
+        button.click(handler(predict, out_dir), [upload, mode, upscale], [slider, bicubic, sr, download, faces, status],
+                     api_name="enhance", preprocess=False)
+    return page
+
+
+# ----------------------------------------------------------------- start
+
+def load_predict(weight_path):
+    """The generator's predict for the weights at weight_path, warmed up; exits with one line on error."""
+    from models import CheckpointError
+    from models.inference import load_inference
+
+    try:
+        model = load_inference(weight_path)
+    except CheckpointError as err:
+        print(f"{PROG}: error: {err}; pass --weight_path to a generator.weights.h5, a train.py checkpoint "
+              f"or the authors' G_weight.ckpt", file=sys.stderr)
+        sys.exit(1)
+    model.predict(np.zeros((1, LR_SIDE, LR_SIDE, 3), np.float32))  # tracing stays out of the first request
+    return model.predict
+
+
+def warm_detector():
+    from data import alignment
+
+    alignment.detect_faces(np.zeros((64, 64, 3), np.uint8))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="EIPNet in a local web page (Gradio).",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on; 0.0.0.0 makes the page reachable from other machines")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on")
+    parser.add_argument("--weight_path", default=None,
+                        help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
+                             "G_weight.ckpt prefix, an export, or a folder holding one of them "
+                             "(default: the bundled checkpoint/CelebA beside demo.py)")
+    opt = parser.parse_args(argv)
+    opt.weight_path = opt.weight_path or os.path.join(ROOT, "checkpoint", "CelebA")
+    if not 0 < opt.port < 65536:
+        parser.error(f"--port must be between 1 and 65535, got {opt.port}")
+    return opt
+
+
+def check_port(host, port):
+    """Exit with one line when host:port cannot be served on, before the model takes its seconds to load."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+            s.bind((host, port))
+    except OSError as err:
+        print(f"{PROG}: error: cannot serve on {host}:{port}: {err.strerror or err}; pick another --port",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+def main(argv=None):
+    opt = parse_args(argv)
+    check_port(opt.host, opt.port)
+    predict = load_predict(opt.weight_path)
+    warm_detector()
+    work_dir = tempfile.mkdtemp(prefix="eipnet_demo_")
+    # `kill` ends the server as Ctrl-C does: Gradio closes it and the work folder goes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    page = build(predict, work_dir)
+    # One request at a time (the generator takes both cores); the others wait in the queue.
+    page.queue(default_concurrency_limit=1, max_size=32)
+    try:
+        page.launch(server_name=opt.host, server_port=opt.port, share=False, ssr_mode=False, show_error=True,
+                    max_file_size=MAX_FILE_SIZE, allowed_paths=[work_dir, SAMPLES_DIR], pwa=False,
+                    mcp_server=False, inbrowser=False)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
