@@ -10,6 +10,8 @@ sigma 7/6, at full and half scale) of the grey image on [0, 1].
 1-element arrays), so `brisque()` below runs the same steps and hands the SVR
 plain floats.
 """
+import warnings
+
 import numpy as np
 
 from metrics.face import EvalDependencyError, INSTALL_HINT
@@ -43,14 +45,23 @@ def features(image_uint8):
     grey = skimage.color.rgb2gray(image) if image.ndim == 3 else image / 255.0
     model = load_model()
     half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)
-    values = np.concatenate([model.calculate_brisque_features(g, kernel_size=KERNEL_SIZE, sigma=SIGMA)
-                             for g in (grey, half)])
+    # a flat region has no distribution to fit: its features come out NaN, without a warning per image
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = np.concatenate([model.calculate_brisque_features(g, kernel_size=KERNEL_SIZE, sigma=SIGMA)
+                                 for g in (grey, half)])
     return np.array([float(np.asarray(v, np.float64).reshape(())) for v in values])
 
 
 def brisque(image_uint8):
-    """BRISQUE score of one uint8 image (about 0 to 100 for natural images, lower is better)."""
-    return float(load_model().calculate_image_quality_score(features(image_uint8)))
+    """BRISQUE score of one uint8 image (about 0 to 100 for natural images, lower is better).
+
+    NaN for an image without texture (a flat colour), whose features are undefined.
+    """
+    values = features(image_uint8)
+    if not np.all(np.isfinite(values)):
+        return float("nan")
+    return float(load_model().calculate_image_quality_score(values))
 
 
 KEYS = ("brisque", "bicubic_brisque")

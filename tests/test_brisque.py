@@ -119,9 +119,11 @@ def test_scores_rank_distortions_like_the_paper():
     assert row == {"brisque": scores["hr"], "bicubic_brisque": scores["bicubic"]}
 
 
-def test_grey_and_float_inputs():
+def test_grey_flat_and_float_inputs(recwarn):
     image = face()
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     assert np.isfinite(metric.brisque(grey))
+    assert np.isnan(metric.brisque(np.full((128, 128, 3), 90, np.uint8)))  # no texture: undefined, not a number
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     with pytest.raises(ValueError, match="uint8"):
         metric.brisque(image.astype(np.float32))
