@@ -3,13 +3,16 @@
     python test.py                                   # sample faces, default checkpoint
     python test.py --weight_path checkpoint/CelebA   # folder with G_weight.ckpt or generator.weights.h5
     python test.py --test_path LR_DIR --lr_input --image_save_path /abs/out
-    python test.py --no_fr --no_vif --no_tar_algo --no_tar_net   # PSNR/SSIM only (fast)
+    python test.py --no_fr --no_vif --no_tar_algo --no_tar_net --no_brisque   # PSNR/SSIM only (fast)
+    python test.py --test_path ../shared/data/celeba-unseen --degradation jpeg   # strangers, JPEG'd input
 
 Writes <stem>_SR.png and <stem>_LR.png per image, comparison.png, summary.json
 and (HR mode) metrics.csv into <checkpoint_path>/<save_path>/<image_save_path>,
 or into a new run_N sub-folder of it when it already holds results (see
 --overwrite). HR mode measures PSNR/SSIM (RGB and Y) and, unless switched off,
-the paper's FR-PSNR/FR-SSIM, VIF and identity TAR, each also for bicubic.
+the paper's FR-PSNR/FR-SSIM, VIF, identity TAR and BRISQUE, each also for
+bicubic, and rank-1 identification among the people of --test_path (SR,
+bicubic, HR) when its faces belong to several identities.
 Unreadable images are reported and skipped.
 """
 import csv
@@ -135,16 +138,51 @@ def face_evaluator(opt):
     return IdentityEvaluator(**want, face_tools=face_tools, identity_network=identity_network)
 
 
+def brisque_on(opt):
+    """Whether BRISQUE runs: HR mode, not switched off, and its package installed (else warned)."""
+    if opt.no_brisque or opt.lr_input or opt.real_world:
+        return False
+    from metrics.brisque import load_model
+
+    try:
+        load_model()
+    except ImportError as err:  # EvalDependencyError: the brisque package
+        warn(f"BRISQUE off: {err} to enable (--no_brisque silences this)")
+        return False
+    return True
+
+
+def identities(opt, files, evaluator):
+    """{path: identity} when rank-1 identification can run (dlib descriptors, 2+ identities), else None."""
+    from metrics.identification import identifiable
+    from scripts.identity_roc import IdentityRocError, face_labels
+
+    if opt.lr_input or evaluator is None or not evaluator.tar_algo:
+        if opt.identities:
+            warn("rank-1 identification off: it needs HR mode and the TAR algorithm's dlib descriptors")
+        return None
+    try:
+        labels = face_labels(files, opt.identities)
+    except IdentityRocError as err:
+        fail(err)
+    if identifiable(labels):
+        return dict(zip(files, labels))
+    if opt.identities:
+        warn(f"rank-1 identification off: the {len(files)} faces are of {len(set(labels))} identities in "
+             f"{opt.identities}; it needs 2 or more, one of them with 2 faces")
+    return None
+
+
 def prepare(path, opt):
     """(hr uint8 or None, lr uint8) for one input file; raises ImageReadError."""
-    from data.degradation import degrade
+    from data.degradation import degrade_test
     from data.images import prepare_hr, prepare_lr, read_image
 
     image = read_image(path)
     if opt.lr_input:
         return None, prepare_lr(image, opt.lr_size)
     hr = prepare_hr(image, opt.load_size, opt.crop_size, opt.dataset_mode)
-    return hr, degrade(hr).numpy().astype("uint8")
+    return hr, degrade_test(hr, opt.degradation)
 
 
 def batches(items, size):
@@ -176,7 +214,8 @@ def summary_line(processed, out_dir, summary, new_run, skipped):
     for key, label, fmt, unit in (("psnr", "PSNR", ".2f", " dB"), ("ssim", "SSIM", ".4f", ""),
                                   ("fr_psnr", "FR-PSNR", ".2f", " dB"), ("vif", "VIF", ".3f", ""),
                                   ("tar_algo_0.6", "TAR algorithm@0.6", ".1f", "%"),
-                                  ("tar_net_0.04", "TAR network@0.04", ".1f", "%")):
+                                  ("tar_net_0.04", "TAR network@0.04", ".1f", "%"),
+                                  ("brisque", "BRISQUE", ".1f", ""), ("rank1", "rank-1", ".1f", "%")):
         if key in summary:
             line += f" | {label} {pair(key, fmt, unit)}"
     if skipped:
@@ -229,19 +268,23 @@ def main(argv=None):
     from tqdm import tqdm
 
     from data.images import ImageReadError, upscale_bicubic
+    from metrics.brisque import KEYS as BRISQUE_KEYS, per_image as brisque_per_image
+    from metrics.identification import summary as identification_summary
     from metrics.quality import psnr, quality, ssim, to_uint8
     from utils import describe_device, output_stems, write_png
     from visualizer import comparison_figure
 
     model = load_model(opt)
     evaluator = face_evaluator(opt)
+    with_brisque = brisque_on(opt)
+    identity_of = identities(opt, files, evaluator)
     out_dir, new_run = output_folder(opt)
     os.makedirs(out_dir, exist_ok=True)
     stems = dict(zip(files, output_stems(files, opt.test_path)))
     if opt.real_world:
         return real_world(opt, files, model, out_dir, new_run, stems)
 
-    rows, samples, skipped = [], [], []
+    rows, row_paths, samples, skipped = [], [], [], []
     generator_seconds, processed, warmed_up = 0.0, 0, False
     progress = tqdm(total=len(files), desc="super-resolving", unit="img")
     for chunk in batches(files, opt.batchSize):
@@ -277,9 +320,12 @@ def main(argv=None):
             if hr is not None:
                 row = {"name": stem, **quality(sr, hr),
                        "bicubic_psnr": psnr(bicubic, hr), "bicubic_ssim": ssim(bicubic, hr)}
+                if with_brisque:
+                    row.update(brisque_per_image(sr, bicubic))
                 if evaluator is not None:
                     row.update(evaluator.per_image(sr, bicubic, hr))
                 rows.append(row)
+                row_paths.append(path)
             if len(samples) < opt.num_figures:
                 samples.append({"name": os.path.basename(stem), "lr": lr, "bicubic": bicubic, "sr": sr, "hr": hr,
                                 "edges": [e[i] for e in edges]})
@@ -295,16 +341,21 @@ def main(argv=None):
                "device": describe_device(), "backend": model.name,
                "precision": model.precision, "weight_path": opt.weight_path,
                "mode": "lr_input" if opt.lr_input else "hr"}
+    if not opt.lr_input:
+        summary["degradation"] = opt.degradation
     if rows:
-        columns = METRIC_KEYS + (evaluator.per_image_keys if evaluator is not None else ())
+        mean_keys = METRIC_KEYS + (BRISQUE_KEYS if with_brisque else ())
+        columns = mean_keys + (evaluator.per_image_keys if evaluator is not None else ())
         with open(os.path.join(out_dir, "metrics.csv"), "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(("name",) + columns)
             for row in rows:
                 writer.writerow([row["name"]] + [f"{row[k]:.6f}" for k in columns])
-        summary.update({k: mean([row[k] for row in rows]) for k in METRIC_KEYS})
+        summary.update({k: mean([row[k] for row in rows]) for k in mean_keys})
         if evaluator is not None:
             summary.update(evaluator.summary(rows))
+        if identity_of is not None:
+            summary.update(identification_summary(rows, [identity_of[p] for p in row_paths]))
     summary = {k: json_value(v) for k, v in summary.items()}
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, allow_nan=False)

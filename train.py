@@ -498,7 +498,8 @@ class Trainer:
         from data.pipeline import load_eval_set
         from metrics.quality import quality
 
-        names, hr, lr = load_eval_set(self.opt, self.opt.test_path, limit=self.opt.val_images or None)
+        names, hr, lr = load_eval_set(self.opt, self.opt.val_path or self.opt.test_path,
+                                      limit=self.opt.val_images or None)
         self.val_hr, self.val_lr = hr, lr
         bicubic = [upscale_bicubic(l.astype("uint8"), self.opt.crop_size // self.opt.lr_size) for l in lr]
         rows = [quality(b, h) for b, h in zip(bicubic, hr)]
@@ -606,7 +607,8 @@ class Trainer:
               + f", {self.steps_per_epoch} iterations/epoch, "
               f"{self.total_iters} iterations, GAN phase after iteration {self.gan_start}"
               + (f"; {replicas} replicas of {opt.batchSize // replicas} images" if replicas > 1 else "")
-              + (f"; validation bicubic PSNR {self.val_bicubic['psnr']:.2f} dB on {len(self.val_hr)} faces"
+              + (f"; validation bicubic PSNR {self.val_bicubic['psnr']:.2f} dB on {len(self.val_hr)} faces "
+                 f"of {opt.val_path or opt.test_path}"
                  if self.chief else "; not the chief: writes no files"))
 
         progress = tqdm(total=self.total_iters, initial=int(self.iteration.numpy()), unit="it",

@@ -37,3 +37,38 @@ def pyramid(hr):
 def degrade(hr):
     """The H/8 x W/8 LR input for HR pixels (batch or single image)."""
     return pyramid(hr)[-1]
+
+
+# test.py --degradation: faces made otherwise than in training, to see how the
+# model does on inputs it was not trained on. "bilinear" is `degrade` itself.
+DEGRADATIONS = ("bilinear", "area", "jpeg")
+JPEG_QUALITY = 75
+
+
+def jpeg_roundtrip(image, quality=JPEG_QUALITY):
+    """uint8 RGB image encoded as baseline JPEG at ``quality`` (OpenCV's libjpeg) and decoded."""
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"JPEG encoding of a {image.shape} image failed")
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def degrade_test(hr, kind="bilinear"):
+    """uint8 LR input [H/8, W/8, 3] of one uint8 HR face by one of DEGRADATIONS.
+
+    bilinear: the training recipe (`degrade`); area: one cv2.INTER_AREA shrink
+    (the mean of each 8x8 block); jpeg: bilinear, then a JPEG_QUALITY round trip
+    of the small image, as a compressed thumbnail would arrive.
+    """
+    import cv2
+    import numpy as np
+
+    if kind not in DEGRADATIONS:
+        raise ValueError(f"unknown degradation {kind!r}; expected one of {', '.join(DEGRADATIONS)}")
+    if kind == "area":
+        h, w = hr.shape[:2]
+        return cv2.resize(np.ascontiguousarray(hr), (w // SCALE, h // SCALE), interpolation=cv2.INTER_AREA)
+    lr = degrade(hr).numpy().astype(np.uint8)
+    return jpeg_roundtrip(lr) if kind == "jpeg" else lr

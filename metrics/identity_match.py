@@ -145,8 +145,13 @@ class IdentityEvaluator:
             keys += ("dist_net",)
         return keys + tuple(BICUBIC_PREFIX + k for k in keys)
 
+    @property
+    def descriptor_keys(self):
+        """Extra per_image() keys: the dlib descriptors of SR, bicubic and HR (None without an HR face)."""
+        return ("desc_algo", BICUBIC_PREFIX + "desc_algo", "hr_desc_algo") if self.tar_algo else ()
+
     def per_image(self, sr_uint8, bicubic_uint8, hr_uint8):
-        """dict of per-image values (keys: per_image_keys).
+        """dict of per-image values (keys: per_image_keys, then descriptor_keys).
 
         fr_psnr/fr_ssim are NaN when no usable face box is found on the HR;
         dist_algo is NaN when no face is found on the HR.
@@ -165,19 +170,18 @@ class IdentityEvaluator:
             for prefix, img in images.items():
                 row[prefix + "vif"] = self._vif(hr, img)
         if self.tar_algo:
-            if box is None:
-                for prefix in images:
-                    row[prefix + "dist_algo"] = float("nan")
-            else:
-                d_hr = self.face_tools.descriptor(hr, box)
-                for prefix, img in images.items():
-                    row[prefix + "dist_algo"] = algo_distance(self.face_tools.descriptor(img, box), d_hr)
+            # the descriptors ride along (not in per_image_keys) for metrics.identification's rank-1
+            row["hr_desc_algo"] = None if box is None else self.face_tools.descriptor(hr, box)
+            for prefix, img in images.items():
+                row[prefix + "desc_algo"] = None if box is None else self.face_tools.descriptor(img, box)
+                row[prefix + "dist_algo"] = (float("nan") if box is None
+                                             else algo_distance(row[prefix + "desc_algo"], row["hr_desc_algo"]))
         if self.tar_net:
             batch = np.stack([images[""], images[BICUBIC_PREFIX], hr]).astype(np.float32)
             emb = np.asarray(self.identity_network.embed(batch), np.float64)
             row["dist_net"] = net_distance(emb[0], emb[2])
             row[BICUBIC_PREFIX + "dist_net"] = net_distance(emb[1], emb[2])
-        return {k: row[k] for k in self.per_image_keys}
+        return {k: row[k] for k in self.per_image_keys + self.descriptor_keys}
 
     def summary(self, rows):
         """Means / TARs / fr_images over per_image() rows (keys: summary_keys).

@@ -3,6 +3,9 @@ import os
 
 from options.base_options import BaseOptions
 
+# data.degradation imports TensorFlow, which must wait for --gpu_ids.
+DEGRADATIONS = ("bilinear", "area", "jpeg")
+
 # SSIM's 11x11 window must fit in the HR face.
 MIN_HR_CROP = 16
 
@@ -36,6 +39,15 @@ class TestOptions(BaseOptions):
                                  "needs requirements-eval.txt)")
         parser.add_argument("--no_tar_net", action="store_true",
                             help="skip TAR 'network' (FaceNet embeddings, squared distance <= 0.02 / 0.04)")
+        parser.add_argument("--no_brisque", action="store_true",
+                            help="skip BRISQUE (no-reference, the LIVE-trained model; needs requirements-eval.txt)")
+        parser.add_argument("--degradation", default="bilinear", choices=DEGRADATIONS,
+                            help="how HR mode makes the LR input: bilinear = the training recipe (three 2x "
+                                 "INTER_LINEAR steps); area = one INTER_AREA shrink; jpeg = bilinear, then "
+                                 "JPEG quality 75 on the LR face")
+        parser.add_argument("--identities", default=None,
+                            help="file of `relative/path.jpg IDENTITY` lines for rank-1 identification (default: "
+                                 "each image's parent folder is its identity; rank-1 needs 2 or more identities)")
         parser.add_argument("--id_weights", default=None,
                             help="FaceNet weights (.weights.h5 or Keras 2 .h5) for TAR 'network'; default: the "
                                  "cached keras-facenet model, else `python -m scripts.get_facenet_weights`'s file")
@@ -61,6 +73,8 @@ class TestOptions(BaseOptions):
             parser.error(f"--upscale must be at least 1, got {opt.upscale}")
         if opt.min_face < 0:
             parser.error(f"--min_face must be >= 0, got {opt.min_face}")
+        if opt.identities is not None and not os.path.isfile(opt.identities):
+            parser.error(f"--identities {opt.identities} is not a file")
         if not os.path.isdir(opt.test_path):
             parser.error(f"--test_path {opt.test_path} is not a folder")
         if not opt.lr_input and opt.crop_size < MIN_HR_CROP:

@@ -5,6 +5,8 @@ adversarial term off (beta = 0) for the first 1.2M / 1.32M = 10/11 of the
 generator iterations and --ad_r after that (`--gan_start_iter -1` places the
 switch there for whatever length --niter / --epoch give).
 """
+import os
+
 from options.base_options import BaseOptions
 
 PAPER_GAN_START = 1.2 / 1.32
@@ -65,10 +67,13 @@ class TrainOptions(BaseOptions):
                             help="TensorBoard image grid every N iterations (0: never)")
         parser.add_argument("--save_iter_freq", type=int, default=1000,
                             help="checkpoint every N iterations (a run killed loses at most this many)")
+        parser.add_argument("--val_path", default=None,
+                            help="folder of validation faces (default: --test_path); faces of people who are not "
+                                 "in --train_path make validation measure what users get on strangers")
         parser.add_argument("--val_iter_freq", type=int, default=1000,
-                            help="validate on --test_path every N iterations (0: only at the end)")
+                            help="validate on --val_path every N iterations (0: only at the end)")
         parser.add_argument("--val_images", type=int, default=200,
-                            help="how many --test_path images validation uses (0: all)")
+                            help="how many --val_path images validation uses (0: all)")
         parser.add_argument("--seed", type=int, default=0,
                             help="seed of weight init, shuffling and augmentation (same seed, same run)")
         parser.add_argument("--no_rotate", action="store_true", help="no random 90/180/270 degree rotations")
@@ -111,5 +116,7 @@ class TrainOptions(BaseOptions):
             parser.error("give --which_epoch or --which_iter, not both")
         if opt.init_weights and opt.continue_train:
             parser.error("--init_weights starts a new run; --continue_train resumes one: give only one")
+        if opt.val_path is not None and not os.path.isdir(opt.val_path):
+            parser.error(f"--val_path {opt.val_path} is not a folder")
         if opt.canny_low > opt.canny_high:
             parser.error(f"--canny_low ({opt.canny_low}) must not exceed --canny_high ({opt.canny_high})")

@@ -22,7 +22,7 @@ from models import build_generator, save_generator
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_IMAGES = os.path.join(ROOT, "datasets", "test")
 STEMS = sorted(os.path.splitext(n)[0] for n in os.listdir(TEST_IMAGES))
-NO_HEAVY = ["--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"]
+NO_HEAVY = ["--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net", "--no_brisque"]
 BASE_COLUMNS = ["name", "psnr", "ssim", "psnr_y", "ssim_y", "bicubic_psnr", "bicubic_ssim"]
 PAPER_KEYS = ["fr_psnr", "fr_ssim", "fr_images", "vif", "tar_algo_0.5", "tar_algo_0.6",
               "tar_net_0.02", "tar_net_0.04"]
@@ -128,17 +128,19 @@ def test_batches_and_a_second_run_beside_the_first(hr_run, generator, tmp_path):
     before = {p: p.read_bytes() for p in out.iterdir() if p.is_file()}
     fake = tmp_path / "fake_site"
     fake.mkdir()
-    (fake / "dlib.py").write_text("raise ImportError('No module named dlib')\n")
+    for module in ("dlib", "brisque"):
+        (fake / f"{module}.py").write_text(f"raise ImportError('No module named {module}')\n")
     env = dict(os.environ, PYTHONPATH=str(fake))
     result = run_test_py("--weight_path", generator.weights_folder / "generator.weights.h5",
                          "--test_path", TEST_IMAGES, "--image_save_path", out, "--batchSize", 3,
                          "--no_vif", "--id_weights", tmp_path / "absent.weights.h5", "--num_figures", 0, env=env)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("test.py: warning:")]
-    assert len(warnings) == 2
+    assert len(warnings) == 3
     assert "FR-PSNR/FR-SSIM and TAR algorithm off" in warnings[0] and "requirements-eval.txt" in warnings[0]
     assert "TAR network off" in warnings[1] and "absent.weights.h5" in warnings[1]
     assert "scripts.get_facenet_weights" in warnings[1]
+    assert "BRISQUE off" in warnings[2] and "--no_brisque" in warnings[2]
     run2 = out / "run_2"
     assert str(run2) in result.stdout and "--overwrite" in result.stdout
     assert {p: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # first run untouched
@@ -146,7 +148,7 @@ def test_batches_and_a_second_run_beside_the_first(hr_run, generator, tmp_path):
         assert_close_images(read_rgb(run2 / (stem + "_SR.png")), read_rgb(out / (stem + "_SR.png")))
     assert not (run2 / "comparison.png").exists()
     summary = json.loads((run2 / "summary.json").read_text())
-    assert summary["images"] == 8 and not any(k in summary for k in PAPER_KEYS)
+    assert summary["images"] == 8 and not any(k in summary for k in PAPER_KEYS + ["brisque", "rank1"])
 
 
 def test_lr_input(generator, tmp_path):
@@ -180,7 +182,7 @@ def test_help_lists_every_flag():
     base = ["save_path", "gpu_ids", "checkpoint_path", "train_path", "test_path", "batchSize", "load_size",
             "crop_size", "output_nc", "dataset_mode"]
     test = ["weight_path", "image_save_path", "overwrite", "lr_input", "num_figures", "no_fr", "no_vif",
-            "no_tar_algo", "no_tar_net", "id_weights"]
+            "no_tar_algo", "no_tar_net", "id_weights", "no_brisque", "degradation", "identities"]
     for flag in base + test:
         assert f"--{flag}" in result.stdout, flag
 

@@ -264,7 +264,9 @@ def test_identity_evaluator_with_fake_detector():
     ev = IdentityEvaluator(face_tools=tools, identity_network=FakeNet())
     row = ev.per_image(sr, bic, hr)
     assert set(row) == {"fr_psnr", "fr_ssim", "vif", "dist_algo", "dist_net", "bicubic_fr_psnr",
-                        "bicubic_fr_ssim", "bicubic_vif", "bicubic_dist_algo", "bicubic_dist_net"}
+                        "bicubic_fr_ssim", "bicubic_vif", "bicubic_dist_algo", "bicubic_dist_net",
+                        "desc_algo", "bicubic_desc_algo", "hr_desc_algo"}
+    assert np.array_equal(row["hr_desc_algo"], face.crop(hr, box).reshape(-1, 3).mean(axis=0) / 100.0)
     assert (row["fr_psnr"], row["fr_ssim"]) == fr_quality(sr, hr, box)
     assert (row["bicubic_fr_psnr"], row["bicubic_fr_ssim"]) == fr_quality(bic, hr, box)
     assert row["vif"] == vif(hr, sr) and row["bicubic_vif"] == vif(hr, bic)

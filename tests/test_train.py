@@ -3,6 +3,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,3 +214,25 @@ def test_resume_args_drop_init_weights_in_every_spelling():
     # argparse's unambiguous prefixes; --id_weights shares only "--i" and stays
     assert train.resume_args(["--init", "w.h5", "--id_weights", "f.h5", "--contin"]) == [
         "--id_weights", "f.h5", "--continue_train"]
+
+
+def test_val_path_validates_on_other_people(tmp_path):
+    """--val_path replaces --test_path as the validation folder; an absent folder is a one-line error."""
+    from data.images import prepare_hr, read_image
+
+    strangers = tmp_path / "strangers"
+    strangers.mkdir()
+    train_dir = os.path.join(ROOT, "datasets", "train")
+    picked = sorted(os.listdir(train_dir))[:2]
+    for name in picked:
+        shutil.copy(os.path.join(train_dir, name), strangers / name)
+    trainer = train.Trainer(options(tmp_path, "--val_path", str(strangers)))
+    trainer.load_validation()
+    assert trainer.val_names == picked
+    for face, name in zip(trainer.val_hr, picked):
+        np.testing.assert_array_equal(face, prepare_hr(read_image(str(strangers / name)), 64, 64, "folder"))
+    default = train.Trainer(options(tmp_path / "default"))
+    default.load_validation()
+    assert default.val_names == sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[:2]
+    result = cli("--checkpoint_path", str(tmp_path), "--val_path", str(tmp_path / "absent"))
+    assert result.returncode == 2 and "--val_path" in result.stderr and "is not a folder" in result.stderr
