@@ -85,6 +85,17 @@ def load_model(opt):
     from models.generator import MIXED_POLICY
     from models.inference import load_inference
 
+    if opt.int8:
+        from models.int8 import int8_inference, lacks_vnni
+
+        if lacks_vnni():
+            warn("this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo): int8 may run no "
+                 "faster than float32 here")
+        try:
+            return int8_inference(opt.weight_path, opt.lr_size, opt.batchSize,
+                                  log=lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True))
+        except CheckpointError as err:
+            fail(f"{err}; {NO_CHECKPOINT_HELP}" if "no checkpoint" in str(err) else str(err))
     try:
         return load_inference(opt.weight_path, lr_size=opt.lr_size, output_nc=opt.output_nc,
                               policy=MIXED_POLICY if opt.mixed_precision else None)
@@ -221,7 +232,8 @@ def real_world(opt, files, model, out_dir, new_run, stems):
     if counts["photos"] == 0:
         fail(f"none of the {len(files)} photos under {opt.test_path} could be processed")
     summary = {**counts, "skipped": skipped, "upscale": opt.upscale, "device": describe_device(),
-               "backend": model.name, "weight_path": opt.weight_path, "mode": "real_world"}
+               "backend": model.name, "precision": model.precision, "weight_path": opt.weight_path,
+               "mode": "real_world"}
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
     print(f"{counts['photos']} photos, {counts['faces']} faces -> {out_dir}"
