@@ -48,7 +48,7 @@ def test_vnni_is_read_from_cpuinfo(tmp_path):
     assert not int8.lacks_vnni(str(tmp_path / "absent"))  # unknown: no warning without evidence
 
 
-def test_export_once_cache_by_content_never_stale(tmp_path, monkeypatch):
+def test_export_once_cache_by_content_never_stale(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     folder = tmp_path / "weights"
     folder.mkdir()
@@ -84,6 +84,27 @@ def test_export_once_cache_by_content_never_stale(tmp_path, monkeypatch):
 
     with pytest.raises(ExportError, match="exported model already"):
         int8.int8_inference(os.path.join(int8.cache_dir(), cached[0]), LR, 2)
+
+    # test.py's place that builds the generator (the --real_world branch uses it too): the cached int8
+    # model, and the warning where the CPU has no VNNI
+    import importlib.util
+
+    from options.test_options import TestOptions
+
+    spec = importlib.util.spec_from_file_location("eipnet_test_py", os.path.join(ROOT, "test.py"))
+    test_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_py)
+    opt = TestOptions().parse(["--int8", "--weight_path", str(folder), "--crop_size", str(8 * LR), "--load_size",
+                               str(8 * LR), "--batchSize", "2", "--gpu_ids", "-1", "--test_path", TEST_IMAGES])
+    monkeypatch.setattr(int8, "lacks_vnni", lambda: True)
+    model = test_py.load_model(opt)
+    assert model.precision == "int8" and model.batch_size == 2
+    np.testing.assert_array_equal(model.predict(lr)[0], sr_changed)
+    err = capsys.readouterr().err
+    assert "test.py: warning: this CPU has no VNNI" in err and "(cached)" in err
+    monkeypatch.setattr(int8, "lacks_vnni", lambda: False)
+    test_py.load_model(opt)
+    assert "warning" not in capsys.readouterr().err
 
 
 def run_test_py(*args, env=None):
