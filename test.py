@@ -88,6 +88,17 @@ def load_model(opt):
     from models.generator import MIXED_POLICY
     from models.inference import load_inference
 
+    if opt.int8:
+        from models.int8 import int8_inference, lacks_vnni
+
+        if lacks_vnni():
+            warn("this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo): int8 may run no "
+                 "faster than float32 here")
+        try:
+            return int8_inference(opt.weight_path, opt.lr_size, opt.batchSize,
+                                  log=lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True))
+        except CheckpointError as err:
+            fail(f"{err}; {NO_CHECKPOINT_HELP}" if "no checkpoint" in str(err) else str(err))
     try:
         return load_inference(opt.weight_path, lr_size=opt.lr_size, output_nc=opt.output_nc,
                               policy=MIXED_POLICY if opt.mixed_precision else None)
@@ -173,6 +184,16 @@ def identities(opt, files, evaluator):
     return None
 
 
+def read(path, opt):
+    """(hr, lr, None), or (None, None, the ImageReadError) for a file that cannot be read."""
+    from data.images import ImageReadError
+
+    try:
+        return (*prepare(path, opt), None)
+    except ImageReadError as err:
+        return None, None, err
+
+
 def prepare(path, opt):
     """(hr uint8 or None, lr uint8) for one input file; raises ImageReadError."""
     from data.degradation import degrade_test
@@ -250,7 +271,8 @@ def real_world(opt, files, model, out_dir, new_run, stems):
     if counts["photos"] == 0:
         fail(f"none of the {len(files)} photos under {opt.test_path} could be processed")
     summary = {**counts, "skipped": skipped, "upscale": opt.upscale, "device": describe_device(),
-               "backend": model.name, "weight_path": opt.weight_path, "mode": "real_world"}
+               "backend": model.name, "precision": model.precision, "weight_path": opt.weight_path,
+               "mode": "real_world"}
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
     print(f"{counts['photos']} photos, {counts['faces']} faces -> {out_dir}"
@@ -267,11 +289,12 @@ def main(argv=None):
     import numpy as np
     from tqdm import tqdm
 
-    from data.images import ImageReadError, upscale_bicubic
-    from metrics.brisque import KEYS as BRISQUE_KEYS, per_image as brisque_per_image
+    from data.images import upscale_bicubic
+    from metrics.brisque import KEYS as BRISQUE_KEYS
+    from metrics.evaluator import Evaluation, prefetched
     from metrics.identification import summary as identification_summary
-    from metrics.quality import psnr, quality, ssim, to_uint8
-    from utils import describe_device, output_stems, write_png
+    from metrics.quality import to_uint8
+    from utils import describe_device, output_stems
     from visualizer import comparison_figure
 
     model = load_model(opt)
@@ -284,51 +307,47 @@ def main(argv=None):
     if opt.real_world:
         return real_world(opt, files, model, out_dir, new_run, stems)
 
-    rows, row_paths, samples, skipped = [], [], [], []
+    samples, skipped, names, row_paths = [], [], [], []
     generator_seconds, processed, warmed_up = 0.0, 0, False
-    progress = tqdm(total=len(files), desc="super-resolving", unit="img")
-    for chunk in batches(files, opt.batchSize):
-        names, hrs, lrs = [], [], []
-        for path in chunk:
-            try:
-                hr, lr = prepare(path, opt)
-            except ImageReadError as err:
+    evaluation = Evaluation(opt.workers, evaluator, with_brisque)
+    progress = tqdm(total=len(files), desc="evaluating", unit="face")
+    wall_start = time.perf_counter()
+    for chunk, prepared in prefetched(batches(files, opt.batchSize), lambda chunk: [read(p, opt) for p in chunk]):
+        good = [(path, hr, lr) for path, (hr, lr, err) in zip(chunk, prepared) if err is None]
+        for path, (_, _, err) in zip(chunk, prepared):
+            if err is not None:
                 skipped.append(path)
                 tqdm.write(f"{PROG}: skipped {path}: {err}", file=sys.stderr)
-                continue
-            names.append(path)
-            hrs.append(hr)
-            lrs.append(lr)
-        progress.update(len(chunk))
-        if not names:
+        progress.update(len(chunk) - len(good))
+        if not good:
             continue
-        lr_batch = np.stack(lrs).astype(np.float32)
+        lr_batch = np.stack([lr for _, _, lr in good]).astype(np.float32)
         if not warmed_up:
             model.predict(lr_batch)  # tracing and kernel set-up stay out of the timing
             warmed_up = True
         start = time.perf_counter()
         sr_batch, edges = model.predict(lr_batch)
         generator_seconds += time.perf_counter() - start
-        processed += len(names)
+        processed += len(good)
 
-        for i, (path, hr, lr) in enumerate(zip(names, hrs, lrs)):
+        for i, (path, hr, lr) in enumerate(good):
             stem = stems[path]
             sr = to_uint8(sr_batch[i])
             bicubic = upscale_bicubic(lr, sr.shape[0] // lr.shape[0])
-            write_png(os.path.join(out_dir, stem + OUTPUT_SUFFIXES[0]), sr)
-            write_png(os.path.join(out_dir, stem + OUTPUT_SUFFIXES[1]), bicubic)
-            if hr is not None:
-                row = {"name": stem, **quality(sr, hr),
-                       "bicubic_psnr": psnr(bicubic, hr), "bicubic_ssim": ssim(bicubic, hr)}
-                if with_brisque:
-                    row.update(brisque_per_image(sr, bicubic))
-                if evaluator is not None:
-                    row.update(evaluator.per_image(sr, bicubic, hr))
-                rows.append(row)
-                row_paths.append(path)
+            evaluation.add(sr, bicubic, hr, [os.path.join(out_dir, stem + suffix) for suffix in OUTPUT_SUFFIXES])
+            names.append(stem)
+            row_paths.append(path)
             if len(samples) < opt.num_figures:
                 samples.append({"name": os.path.basename(stem), "lr": lr, "bicubic": bicubic, "sr": sr, "hr": hr,
-                                "edges": [e[i] for e in edges]})
+                                "edges": [e[i] for e in edges] if edges is not None else None})
+        progress.update(evaluation.completed())
+    rows, paths = [], []
+    for name, path, row in zip(names, row_paths, evaluation.finish()):
+        if row is not None:
+            rows.append({"name": name, **row})
+            paths.append(path)
+    wall_seconds = time.perf_counter() - wall_start
+    progress.update(evaluation.completed())
     progress.close()
 
     if processed == 0:
@@ -338,6 +357,7 @@ def main(argv=None):
                           title=f"EIPNet x8: {os.path.basename(os.path.normpath(opt.weight_path))}")
     summary = {"images": processed, "skipped": len(skipped),
                "images_per_s": processed / generator_seconds if generator_seconds > 0 else None,
+               "faces_per_s": processed / wall_seconds, "workers": opt.workers,
                "device": describe_device(), "backend": model.name,
                "precision": model.precision, "weight_path": opt.weight_path,
                "mode": "lr_input" if opt.lr_input else "hr"}
@@ -355,7 +375,7 @@ def main(argv=None):
         if evaluator is not None:
             summary.update(evaluator.summary(rows))
         if identity_of is not None:
-            summary.update(identification_summary(rows, [identity_of[p] for p in row_paths]))
+            summary.update(identification_summary(rows, [identity_of[p] for p in paths]))
     summary = {k: json_value(v) for k, v in summary.items()}
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, allow_nan=False)

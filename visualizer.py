@@ -11,20 +11,24 @@ def _edge_image(edge):
 
 
 def comparison_figure(samples, path, title=None):
-    """One row per sample: LR | bicubic | SR | HR (if any) | edge maps 32/64/128.
+    """One row per sample: LR | bicubic | SR | HR (if any) | edge maps 32/64/128 (if any).
 
     Each sample is a dict with uint8 `lr`, `bicubic`, `sr`, optional `hr`,
-    `edges` (three [s, s, 1] maps on [0, 255]) and `name`.
+    `edges` (three [s, s, 1] maps on [0, 255], or None: a TFLite generator
+    returns none) and `name`.
     """
     with_hr = any(s.get("hr") is not None for s in samples)
-    columns = ["LR", "bicubic", "SR"] + (["HR"] if with_hr else []) + ["edge 32", "edge 64", "edge 128"]
+    with_edges = all(s.get("edges") is not None for s in samples)
+    columns = (["LR", "bicubic", "SR"] + (["HR"] if with_hr else [])
+               + (["edge 32", "edge 64", "edge 128"] if with_edges else []))
     fig, axes = plt.subplots(len(samples), len(columns), figsize=(1.8 * len(columns), 1.9 * len(samples)),
                              squeeze=False)
     for row, sample in enumerate(samples):
         images = [sample["lr"], sample["bicubic"], sample["sr"]]
         if with_hr:
             images.append(sample.get("hr") if sample.get("hr") is not None else np.zeros_like(sample["sr"]))
-        images += [_edge_image(e) for e in sample["edges"]]
+        if with_edges:
+            images += [_edge_image(e) for e in sample["edges"]]
         for col, (ax, image) in enumerate(zip(axes[row], images)):
             ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255,
                       interpolation="nearest")

@@ -156,6 +156,17 @@ class IdentityEvaluator:
         fr_psnr/fr_ssim are NaN when no usable face box is found on the HR;
         dist_algo is NaN when no face is found on the HR.
         """
+        row = self.local_row(sr_uint8, bicubic_uint8, hr_uint8)
+        if self.tar_net:
+            row.update(self.net_rows([sr_uint8], [bicubic_uint8], [hr_uint8])[0])
+        return {k: row[k] for k in self.per_image_keys + self.descriptor_keys}
+
+    def local_row(self, sr_uint8, bicubic_uint8, hr_uint8):
+        """per_image() less the FaceNet distances: what a TensorFlow-free worker process computes.
+
+        The HR face box and HR descriptor are found once and serve both the SR
+        and the bicubic values.
+        """
         images = {"": np.asarray(sr_uint8), BICUBIC_PREFIX: np.asarray(bicubic_uint8)}
         hr = np.asarray(hr_uint8)
         for prefix, img in images.items():
@@ -176,12 +187,20 @@ class IdentityEvaluator:
                 row[prefix + "desc_algo"] = None if box is None else self.face_tools.descriptor(img, box)
                 row[prefix + "dist_algo"] = (float("nan") if box is None
                                              else algo_distance(row[prefix + "desc_algo"], row["hr_desc_algo"]))
-        if self.tar_net:
-            batch = np.stack([images[""], images[BICUBIC_PREFIX], hr]).astype(np.float32)
-            emb = np.asarray(self.identity_network.embed(batch), np.float64)
-            row["dist_net"] = net_distance(emb[0], emb[2])
-            row[BICUBIC_PREFIX + "dist_net"] = net_distance(emb[1], emb[2])
-        return {k: row[k] for k in self.per_image_keys + self.descriptor_keys}
+        return row
+
+    def net_rows(self, srs, bicubics, hrs):
+        """[{dist_net, bicubic_dist_net}] of N faces with one FaceNet call on their 3N images.
+
+        Each HR is embedded once, for both distances. The values depend (in
+        the last bits) on how faces are grouped into calls, so callers that
+        must reproduce a run group them the same way.
+        """
+        n = len(hrs)
+        batch = np.stack([*srs, *bicubics, *hrs]).astype(np.float32)
+        emb = np.asarray(self.identity_network.embed(batch), np.float64)
+        return [{"dist_net": net_distance(emb[i], emb[2 * n + i]),
+                 BICUBIC_PREFIX + "dist_net": net_distance(emb[n + i], emb[2 * n + i])} for i in range(n)]
 
     def summary(self, rows):
         """Means / TARs / fr_images over per_image() rows (keys: summary_keys).

@@ -51,6 +51,14 @@ class TestOptions(BaseOptions):
         parser.add_argument("--id_weights", default=None,
                             help="FaceNet weights (.weights.h5 or Keras 2 .h5) for TAR 'network'; default: the "
                                  "cached keras-facenet model, else `python -m scripts.get_facenet_weights`'s file")
+        parser.add_argument("--int8", action="store_true",
+                            help="run the int8 TFLite generator (faster on CPUs with VNNI), exported from "
+                                 "--weight_path on first use and cached under ~/.cache/eipnet-tf2/int8 by the "
+                                 "weights' content hash; its fixed batch size is --batchSize")
+        parser.add_argument("--workers", type=int, default=None,
+                            help="processes that compute the per-image metrics and write the images while the "
+                                 "generator runs (default: every core); 1 computes them in order in the main "
+                                 "process, with the same results")
         parser.add_argument("--real_world", action="store_true",
                             help="the images are photos: find every face (MTCNN), align it to the training "
                                  "frame, super-resolve it and paste it back into the photo upscaled by --upscale")
@@ -69,6 +77,14 @@ class TestOptions(BaseOptions):
         if opt.real_world and opt.crop_size != 128:
             parser.error(f"--real_world aligns faces to the 128x128 training frame: --crop_size must be 128, "
                          f"got {opt.crop_size}")
+        if opt.int8 and opt.mixed_precision:
+            parser.error("--int8 and --mixed_precision exclude each other: the int8 model has its own precision")
+        if opt.workers is None:
+            from metrics.evaluator import default_workers
+
+            opt.workers = default_workers()
+        if opt.workers < 1:
+            parser.error(f"--workers must be at least 1, got {opt.workers}")
         if opt.upscale < 1:
             parser.error(f"--upscale must be at least 1, got {opt.upscale}")
         if opt.min_face < 0:

@@ -367,6 +367,11 @@ def run_inference(args, ctx):
         best = fp32.get(row["batch"])
         row["speedup_vs_best_fp32"] = row["images_per_s"] / best if best else None
     ctx.inference_rows = rows
+    # The best path depends on the CPU (int8 gains only with VNNI; TFLite fp32 beat Keras on one AMD, lost on
+    # an Intel Xeon): the report names the winner on the machine it ran on.
+    ctx.results["fastest"] = {
+        str(b): max((r for r in rows if r["batch"] == b), key=lambda r: r["images_per_s"])["path"]
+        for b in args.batch_sizes}
     return rows
 
 
@@ -643,8 +648,10 @@ def run_test_py(args, ctx):
             raise RuntimeError(f"test.py failed: {result.stderr.strip().splitlines()[-1]}")
         ctx.sample_matmul(1)
         with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-            ips = json.load(f)["images_per_s"]
+            summary = json.load(f)
+        ips = summary["images_per_s"]
         rows.append({"path": "test.py", "batch": b, "images": len(faces) * args.test_copies, "images_per_s": ips,
+                     "faces_per_s": summary.get("faces_per_s"),
                      "gflops": ips * gflop, "vs_keras_path": ips / keras_rate[b] if b in keras_rate else None})
         print(f"  test.py batch {b}: {ips:.2f} images/s", flush=True)
     return rows
@@ -672,7 +679,8 @@ TRAINING_COLUMNS = (("losses", "losses", "{}"), ("images_per_s", "images/s", "{:
                     ("vs_flop_prediction", "measured / predicted", "{:.2f}"), ("batch", "batch", "{}"),
                     ("crop", "HR", "{}"), ("facenet", "FaceNet", "{}"))
 TEST_PY_COLUMNS = (("path", "path", "{}"), ("batch", "batch", "{}"), ("images", "images", "{}"),
-                   ("images_per_s", "images/s", "{:.2f}"), ("gflops", "GFLOP/s", "{:.1f}"),
+                   ("images_per_s", "images/s", "{:.2f}"), ("faces_per_s", "faces/s wall-clock", "{:.2f}"),
+                   ("gflops", "GFLOP/s", "{:.1f}"),
                    ("ratio_to_matmul", "/ matmul", "{:.2f}"), ("vs_keras_path", "/ keras path", "{:.2f}"))
 
 SECTIONS = [
@@ -699,9 +707,26 @@ def markdown_table(rows, columns):
     return "\n".join(lines)
 
 
+# Flags that decide which inference path is fastest (VNNI: int8 dot products; BF16/AMX: keras_bf16).
+CPU_FLAGS_SHOWN = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def shown_cpu_flags():
+    """The CPU_FLAGS_SHOWN this CPU has, or None where /proc/cpuinfo cannot tell."""
+    from models.int8 import cpu_flags
+
+    flags = cpu_flags()
+    return None if flags is None else [f for f in CPU_FLAGS_SHOWN if f in flags]
+
+
 def targets(report):
     """One line per target of the benchmark issue that this report's sections measure."""
     lines = []
+    rates = {(r["path"], r["batch"]): r["images_per_s"] for r in report.get("inference", [])}
+    for batch, path in report.get("fastest", {}).items():
+        others = sorted(((v, p) for (p, b), v in rates.items() if b == int(batch) and p != path), reverse=True)
+        lines.append(f"fastest path at batch {batch} on this CPU: **{path}** ({rates[(path, int(batch))]:.2f} images/s"
+                     + (f"; next {others[0][1]} at {others[0][0]:.2f}" if others else "") + ")")
     for row in report.get("test_py", []):
         lines.append(f"test.py at batch {row['batch']}: {row['ratio_to_matmul']:.2f} of the matmul rate"
                      + (f", {row['vs_keras_path']:.2f}x the plain Keras path" if row["vs_keras_path"] else ""))
@@ -727,6 +752,8 @@ def targets(report):
 def markdown(report):
     head = [f"# EIPNet generator benchmark ({report['date']})", "",
             f"- machine: {report['machine']}",
+            f"- CPU flags: {', '.join(report['cpu_flags']) if report.get('cpu_flags') is not None else 'unknown'}"
+            f" (of {', '.join(CPU_FLAGS_SHOWN)})",
             f"- TensorFlow {report['tf_version']}, Keras {report['keras_version']}, Python {report['python']}",
             f"- weights: {report['weights']}",
             f"- settings: {json.dumps(report['settings'], sort_keys=True)}"]
@@ -775,7 +802,7 @@ def main(argv=None):
     ctx = Context(args)
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": describe_device(),
               "tf_version": tf.__version__, "keras_version": keras.__version__,
-              "python": platform.python_version(),
+              "python": platform.python_version(), "cpu_flags": shown_cpu_flags(),
               "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
               "settings": {k: getattr(args, k) for k in ("quick", "batch_sizes", "lr_size", "matmul_size",
                                                          "seconds", "intra_op_threads", "inter_op_threads",

@@ -193,6 +193,10 @@ def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
     assert all(r["images_per_s"] > 0 for r in report["pipeline"])
     md = (out.parent / "b.md").read_text()
     assert "fp32 dense matmul rate" in md and "| tflite_int8 | 1 |" in md and report["machine"] in md
+    # which path won on this CPU, and the flags that decide it
+    fastest = max((r for r in report["inference"] if r["batch"] == 1), key=lambda r: r["images_per_s"])["path"]
+    assert report["fastest"] == {"1": fastest} and f"fastest path at batch 1 on this CPU: **{fastest}**" in md
+    assert isinstance(report["cpu_flags"], list) and "- CPU flags: " in md
     # test.py's own rate, in its summary.json, against the same yardstick
     test_py = report["test_py"]
     assert [r["batch"] for r in test_py] == [1] and test_py[0]["images"] == len(list_images(TEST_FACES))
