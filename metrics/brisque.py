@@ -61,7 +61,10 @@ def brisque(image_uint8):
     values = features(image_uint8)
     if not np.all(np.isfinite(values)):
         return float("nan")
-    return float(load_model().calculate_image_quality_score(values))
+    # The package's numpy reductions take SIMD paths that depend on where an array sits in
+    # memory, so the same image scores differently in the last ~12th digit from call to call;
+    # six decimals make a run's rows reproducible (test.py --workers 1 and 2 alike).
+    return round(float(load_model().calculate_image_quality_score(values)), 6)
 
 
 KEYS = ("brisque", "bicubic_brisque")
