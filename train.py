@@ -35,6 +35,9 @@ PROG = "train.py"
 LOG_FIELDS = (("G_total", "G_total"), ("MSE", "L_rgb"), ("EDGE", "L_e"), ("YUV", "L_lc"),
               ("G_GAN", "L_ad"), ("D_GAN", "D_loss"), ("ID", "L_id"))
 VAL_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
+# what a run writes in its folder: finding any of them means the folder holds a run
+RUN_OUTPUTS = ("generator.weights.h5", "ckpt", "best", "logs", "loss_log.txt", "validation.csv", "validation.png",
+               "loss_curves.png", "opt.txt", "opt.json")
 GRID_IMAGES = 4
 VAL_BATCH = 16
 
@@ -83,6 +86,28 @@ def truncate_logs(folder, iteration):
         kept = [l for l in lines if not (key(l) and int(key(l).group(1)) > iteration)]
         if len(kept) != len(lines):
             _atomic_write_text(path, "".join(kept))
+
+
+def claim_run_folder(opt, chief=True):
+    """Refuse a new run in a folder holding another run's outputs; with --overwrite the chief deletes them.
+
+    --continue_train resumes the run there, so it may write into it. Other workers look for
+    checkpoints only: the chief writes its logs there as soon as it starts, checkpoints much later.
+    """
+    folder = opt.experiment_dir
+    found = [name for name in (RUN_OUTPUTS if chief else ("ckpt",)) if os.path.lexists(os.path.join(folder, name))]
+    if not found or opt.continue_train:
+        return
+    if not opt.overwrite:
+        raise TrainingError(f"{folder} already holds a run ({', '.join(found)}): resume it with --continue_train, "
+                            f"train into a new --save_path, or replace it with --overwrite")
+    if chief:
+        for name in found:
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
 
 
 def resume_args(argv):
@@ -166,6 +191,8 @@ class Trainer:
         self.folder = opt.experiment_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = self.strategy.extended.should_checkpoint
+        # before anything slow
+        claim_run_folder(opt, self.chief)
         replicas = self.strategy.num_replicas_in_sync
         if opt.batchSize % replicas:
             raise TrainingError(f"--batchSize {opt.batchSize} does not split evenly over {replicas} replicas: "
@@ -353,12 +380,9 @@ class Trainer:
 
     # -- start, resume ---------------------------------------------------------
     def prepare_folder(self):
-        """Fail before training when the run folder is unusable or already holds another run."""
+        """Fail before training when the run folder is unusable."""
         if self.chief:  # the others write nothing there
             self._check_writable()
-        if self.manager.latest_checkpoint and not self.opt.continue_train:
-            raise TrainingError(f"{self.folder} already holds a run ({self.manager.latest_checkpoint}); "
-                                f"pass --continue_train to resume it, or choose another --save_path")
 
     def _check_writable(self):
         try:

@@ -27,12 +27,12 @@ def start(folder, resume):
 
 def saving(folder):
     """True while a checkpoint or the generator export is being written."""
-    run = os.path.join(folder, "CelebA")
+    run = os.path.join(folder, "experiment")
     return bool(glob.glob(os.path.join(run, "ckpt", "*temp*")) or glob.glob(os.path.join(run, "*.tmp*")))
 
 
 def saved_iterations(folder):
-    return sorted(int(m.group(1)) for p in glob.glob(os.path.join(folder, "CelebA", "ckpt", "ckpt-*.index"))
+    return sorted(int(m.group(1)) for p in glob.glob(os.path.join(folder, "experiment", "ckpt", "ckpt-*.index"))
                   if (m := re.search(r"ckpt-(\d+)\.index$", p)))
 
 
@@ -70,10 +70,10 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
     proc = start(tmp_path, resume)
     assert proc.wait(timeout=600) == 0
     assert max(saved_iterations(tmp_path)) == NITER
-    with open(tmp_path / "CelebA" / "loss_log.txt", encoding="utf-8") as f:
+    with open(tmp_path / "experiment" / "loss_log.txt", encoding="utf-8") as f:
         logged = [int(m.group(1)) for m in re.finditer(r"iters: (\d+)\)", f.read())]
     assert logged == list(range(1, NITER + 1)), "a resumed run must not log an iteration twice or skip one"
-    generator = load_generator(str(tmp_path / "CelebA"), lr_size=8)
+    generator = load_generator(str(tmp_path / "experiment"), lr_size=8)
     assert generator.count_params() == 11_912_582
     print(f"survived {kills} SIGKILLs ({during_save} during a save)")
 
@@ -95,4 +95,4 @@ def test_full_disk_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 10**6, 10**6))
     with pytest.raises(train.TrainingError, match="GiB free.*a checkpoint takes"):
         trainer.fit()
-    assert not os.path.exists(tmp_path / "CelebA" / "ckpt")
+    assert not os.path.exists(tmp_path / "experiment" / "ckpt")

@@ -107,7 +107,7 @@ def _run_workers(tmp_path, phase, *extra):
 def test_multi_worker_on_localhost_trains_in_step_only_the_chief_saves_and_resumes(tmp_path):
     outputs, _ = _run_workers(tmp_path, "first", "--niter", "3")
     assert all("done: 3 iterations" in out for out in outputs), outputs[1][-3000:]
-    run = tmp_path / "run" / "CelebA"
+    run = tmp_path / "run" / "experiment"
     assert sorted(p.name for p in (run / "ckpt").glob("*.index")) == ["ckpt-3.index"]  # the chief's only
     assert len((run / "loss_log.txt").read_text().splitlines()) == 3
 
