@@ -27,6 +27,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 
 from options.train_options import D_BETAS, PAPER_GAN_START, TrainOptions
 
@@ -108,6 +109,21 @@ def claim_run_folder(opt, chief=True):
                 shutil.rmtree(path)
             else:
                 os.remove(path)
+
+
+def pause_for_tests(iteration):
+    """Test-only (EIPNET_TEST_SAVE_PAUSE=FOLDER): hold the save of `iteration` halfway until FOLDER/saving-N goes.
+
+    The checkpoint is written and recorded, the generator not yet exported: a test kills or
+    signals the run at that known point instead of racing a save with a timer.
+    """
+    folder = os.environ.get("EIPNET_TEST_SAVE_PAUSE")
+    if not folder:
+        return
+    marker = os.path.join(folder, f"saving-{iteration}")
+    open(marker, "w").close()
+    while os.path.exists(marker):
+        time.sleep(0.01)
 
 
 def resume_args(argv):
@@ -489,6 +505,7 @@ class Trainer:
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{iteration}"):
             return self.manager.latest_checkpoint  # an epoch end that was also a --save_iter_freq point
         prefix = self.manager.save(checkpoint_number=iteration)
+        pause_for_tests(iteration)
         export = os.path.join(self.folder, "generator.weights.h5")
         save_generator(self.generator, export + ".tmp.weights.h5")
         os.replace(export + ".tmp.weights.h5", export)
