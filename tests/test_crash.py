@@ -16,7 +16,7 @@ import train
 from test_train import ROOT, TINY, options, weights
 
 NITER = 12
-SAVE_EVERY = 2
+SAVE_EVERY = 3  # not a multiple of the 2 iterations of an epoch: resumes start mid-epoch
 
 
 def start(folder, resume, pause=None):
