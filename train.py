@@ -502,10 +502,12 @@ class Trainer:
             finally:
                 shutil.rmtree(temp, ignore_errors=True)
             return None
-        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{iteration}"):
-            return self.manager.latest_checkpoint  # an epoch end that was also a --save_iter_freq point
-        prefix = self.manager.save(checkpoint_number=iteration)
-        pause_for_tests(iteration)
+        # saved already: an epoch end that was also a --save_iter_freq point, or a run resumed at its last
+        # checkpoint (killed before the export below, which must still happen)
+        if not (self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{iteration}")):
+            self.manager.save(checkpoint_number=iteration)
+            pause_for_tests(iteration)
+        prefix = self.manager.latest_checkpoint
         export = os.path.join(self.folder, "generator.weights.h5")
         save_generator(self.generator, export + ".tmp.weights.h5")
         os.replace(export + ".tmp.weights.h5", export)

@@ -121,7 +121,8 @@ class TrainOptions(BaseOptions):
             parser.error("--init_weights starts a new run; --continue_train resumes one: give only one")
         if opt.overwrite and opt.continue_train:
             parser.error("--overwrite deletes the run that --continue_train would resume: give only one")
-        if opt.overwrite and opt.init_weights and _inside(opt.init_weights, os.path.join(opt.checkpoint_path, opt.save_path)):
+        run_folder = os.path.join(opt.checkpoint_path, opt.save_path)
+        if opt.overwrite and opt.init_weights and _inside(opt.init_weights, run_folder):
             parser.error(f"--overwrite would delete --init_weights {opt.init_weights}: copy the weights elsewhere "
                          "or train into another --save_path")
         if opt.canny_low > opt.canny_high:

@@ -34,6 +34,11 @@ def saved_iterations(folder):
                   if (m := re.search(r"ckpt-(\d+)\.index$", p)))
 
 
+def logged_iteration(log):
+    found = re.findall(r"iters: (\d+)\)", log.read_text()) if log.exists() else []
+    return int(found[-1]) if found else 0
+
+
 def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
     folder, pause = tmp_path / "killed", tmp_path / "pause"
     pause.mkdir()
@@ -41,8 +46,12 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
     rng = random.Random(0)
     kills = during_save = 0
     resume = False
+    # kills 0 and 2 land just after an iteration the test picks (in training, a log line or a save): past the
+    # first checkpoint, and the second one after ckpt-9, so kill 3 halts the final save (ckpt-12 recorded,
+    # the generator not exported) and the last run only has that export left to do
+    targets = {0: rng.randint(SAVE_EVERY + 1, 2 * SAVE_EVERY - 1), 2: NITER - 2}
+    log = folder / "experiment" / "loss_log.txt"
     while kills < 4:
-        before = saved_iterations(folder)
         # every other kill lands inside a save: the checkpoint written and recorded, the generator not exported
         halted = kills % 2 == 1
         proc = start(folder, resume, pause if halted else None)
@@ -50,10 +59,9 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
         if halted:
             while proc.poll() is None and not os.listdir(pause) and time.time() < deadline:
                 time.sleep(0.02)
-        else:  # past start-up and tracing once a new checkpoint exists; then a random moment
-            while proc.poll() is None and saved_iterations(folder) == before and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, 3.0))
+        else:
+            while proc.poll() is None and logged_iteration(log) < targets[kills] and time.time() < deadline:
+                time.sleep(0.02)
         if proc.poll() is not None:  # finished before it could be killed
             break
         proc.kill()
