@@ -212,8 +212,9 @@ def batches(items, size):
 
 
 def mean(values):
-    finite = [v for v in values if not math.isinf(v) and not math.isnan(v)]
-    return float(sum(finite) / len(finite)) if finite else float("nan")
+    """(mean of the finite values, how many were inf or NaN and left out: a PSNR is inf for an SR equal to its HR)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return (float(sum(finite) / len(finite)) if finite else float("nan")), len(values) - len(finite)
 
 
 def json_value(value):
@@ -239,6 +240,9 @@ def summary_line(processed, out_dir, summary, new_run, skipped):
                                   ("brisque", "BRISQUE", ".1f", ""), ("rank1", "rank-1", ".1f", "%")):
         if key in summary:
             line += f" | {label} {pair(key, fmt, unit)}"
+    left_out = summary.get("left_out_of_means")
+    if left_out:
+        line += " | left out of the means as inf/NaN: " + ", ".join(f"{k} {n}" for k, n in left_out.items())
     if skipped:
         line += f" | skipped {skipped}"
     return line
@@ -371,7 +375,9 @@ def main(argv=None):
             writer.writerow(("name",) + columns)
             for row in rows:
                 writer.writerow([row["name"]] + [f"{row[k]:.6f}" for k in columns])
-        summary.update({k: mean([row[k] for row in rows]) for k in mean_keys})
+        means = {k: mean([row[k] for row in rows]) for k in mean_keys}
+        summary.update({k: value for k, (value, _) in means.items()})
+        summary["left_out_of_means"] = {k: n for k, (_, n) in means.items() if n}
         if evaluator is not None:
             summary.update(evaluator.summary(rows))
         if identity_of is not None:

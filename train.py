@@ -27,6 +27,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 
 from options.train_options import D_BETAS, PAPER_GAN_START, TrainOptions
 
@@ -35,6 +36,9 @@ PROG = "train.py"
 LOG_FIELDS = (("G_total", "G_total"), ("MSE", "L_rgb"), ("EDGE", "L_e"), ("YUV", "L_lc"),
               ("G_GAN", "L_ad"), ("D_GAN", "D_loss"), ("ID", "L_id"))
 VAL_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
+# what a run writes in its folder: finding any of them means the folder holds a run
+RUN_OUTPUTS = ("generator.weights.h5", "ckpt", "best", "logs", "loss_log.txt", "validation.csv", "validation.png",
+               "loss_curves.png", "opt.txt", "opt.json")
 GRID_IMAGES = 4
 VAL_BATCH = 16
 
@@ -83,6 +87,43 @@ def truncate_logs(folder, iteration):
         kept = [l for l in lines if not (key(l) and int(key(l).group(1)) > iteration)]
         if len(kept) != len(lines):
             _atomic_write_text(path, "".join(kept))
+
+
+def claim_run_folder(opt, chief=True):
+    """Refuse a new run in a folder holding another run's outputs; with --overwrite the chief deletes them.
+
+    --continue_train resumes the run there, so it may write into it. Other workers look for
+    checkpoints only: the chief writes its logs there as soon as it starts, checkpoints much later.
+    """
+    folder = opt.experiment_dir
+    found = [name for name in (RUN_OUTPUTS if chief else ("ckpt",)) if os.path.lexists(os.path.join(folder, name))]
+    if not found or opt.continue_train:
+        return
+    if not opt.overwrite:
+        raise TrainingError(f"{folder} already holds a run ({', '.join(found)}): resume it with --continue_train, "
+                            f"train into a new --save_path, or replace it with --overwrite")
+    if chief:
+        for name in found:
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
+def pause_for_tests(iteration):
+    """Test-only (EIPNET_TEST_SAVE_PAUSE=FOLDER): hold the save of `iteration` halfway until FOLDER/saving-N goes.
+
+    The checkpoint is written and recorded, the generator not yet exported: a test kills or
+    signals the run at that known point instead of racing a save with a timer.
+    """
+    folder = os.environ.get("EIPNET_TEST_SAVE_PAUSE")
+    if not folder:
+        return
+    marker = os.path.join(folder, f"saving-{iteration}")
+    open(marker, "w").close()
+    while os.path.exists(marker):
+        time.sleep(0.01)
 
 
 def resume_args(argv):
@@ -166,6 +207,8 @@ class Trainer:
         self.folder = opt.experiment_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = self.strategy.extended.should_checkpoint
+        # before anything slow
+        claim_run_folder(opt, self.chief)
         replicas = self.strategy.num_replicas_in_sync
         if opt.batchSize % replicas:
             raise TrainingError(f"--batchSize {opt.batchSize} does not split evenly over {replicas} replicas: "
@@ -353,12 +396,9 @@ class Trainer:
 
     # -- start, resume ---------------------------------------------------------
     def prepare_folder(self):
-        """Fail before training when the run folder is unusable or already holds another run."""
+        """Fail before training when the run folder is unusable."""
         if self.chief:  # the others write nothing there
             self._check_writable()
-        if self.manager.latest_checkpoint and not self.opt.continue_train:
-            raise TrainingError(f"{self.folder} already holds a run ({self.manager.latest_checkpoint}); "
-                                f"pass --continue_train to resume it, or choose another --save_path")
 
     def _check_writable(self):
         try:
@@ -462,9 +502,12 @@ class Trainer:
             finally:
                 shutil.rmtree(temp, ignore_errors=True)
             return None
-        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{iteration}"):
-            return self.manager.latest_checkpoint  # an epoch end that was also a --save_iter_freq point
-        prefix = self.manager.save(checkpoint_number=iteration)
+        # saved already: an epoch end that was also a --save_iter_freq point, or a run resumed at its last
+        # checkpoint (killed before the export below, which must still happen)
+        if not (self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{iteration}")):
+            self.manager.save(checkpoint_number=iteration)
+            pause_for_tests(iteration)
+        prefix = self.manager.latest_checkpoint
         export = os.path.join(self.folder, "generator.weights.h5")
         save_generator(self.generator, export + ".tmp.weights.h5")
         os.replace(export + ".tmp.weights.h5", export)

@@ -46,8 +46,8 @@ KERAS_FACENET_WEIGHTS = os.path.join(CACHE_DIR, KERAS_FACENET_KEY,
                                      f"{KERAS_FACENET_KEY}-weights.h5")
 # The project's conversion of facenet_keras.h5 (MS-Celeb-1M, 128-d).
 CONVERTED_WEIGHTS = os.path.join(CACHE_DIR, "facenet_keras_128.weights.h5")
-# Set to False to never let keras-facenet try a download (tests, offline CI).
-ALLOW_DOWNLOAD = True
+# False never lets keras-facenet try a download: EIPNET_NO_DOWNLOAD=1 (offline machines; the tests set it).
+ALLOW_DOWNLOAD = os.environ.get("EIPNET_NO_DOWNLOAD", "") in ("", "0")
 DOWNLOAD_TIMEOUT_S = 60
 
 # How each model was trained to see its input (David Sandberg's facenet):

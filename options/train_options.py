@@ -11,6 +11,8 @@ from options.base_options import BaseOptions
 
 PAPER_GAN_START = 1.2 / 1.32
 D_BETAS = {"paper": (0.5, 0.9), "code": (0.9, 0.999)}
+# not test.py's CelebA: that folder holds the bundled generator, which a first run must not replace
+DEFAULT_SAVE_PATH = "experiment"
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -19,6 +21,7 @@ class TrainOptions(BaseOptions):
 
     def initialize(self, parser):
         parser = super().initialize(parser)
+        parser.set_defaults(save_path=DEFAULT_SAVE_PATH)
         # the released code's flags
         parser.add_argument("--display_epoch_freq", type=int, default=1,
                             help="write an image grid to TensorBoard every N epochs (0: never)")
@@ -35,6 +38,9 @@ class TrainOptions(BaseOptions):
                             help="discriminator updates per generator update in the GAN phase")
         parser.add_argument("--continue_train", action="store_true",
                             help="resume the run in <checkpoint_path>/<save_path> where it stopped")
+        parser.add_argument("--overwrite", action="store_true",
+                            help="start a new run in a folder that holds another: delete that run's generator, "
+                                 "checkpoints and logs first")
         parser.add_argument("--which_epoch", type=int, default=None,
                             help="with --continue_train: resume from the checkpoint saved at the end of this epoch")
         parser.add_argument("--max_to_keep", type=int, default=10, help="training checkpoints kept on disk")
@@ -118,5 +124,16 @@ class TrainOptions(BaseOptions):
             parser.error("--init_weights starts a new run; --continue_train resumes one: give only one")
         if opt.val_path is not None and not os.path.isdir(opt.val_path):
             parser.error(f"--val_path {opt.val_path} is not a folder")
+        if opt.overwrite and opt.continue_train:
+            parser.error("--overwrite deletes the run that --continue_train would resume: give only one")
+        run_folder = os.path.join(opt.checkpoint_path, opt.save_path)
+        if opt.overwrite and opt.init_weights and _inside(opt.init_weights, run_folder):
+            parser.error(f"--overwrite would delete --init_weights {opt.init_weights}: copy the weights elsewhere "
+                         "or train into another --save_path")
         if opt.canny_low > opt.canny_high:
             parser.error(f"--canny_low ({opt.canny_low}) must not exceed --canny_high ({opt.canny_high})")
+
+
+def _inside(path, folder):
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([path, folder]) == folder

@@ -2,12 +2,11 @@
 
 The expected SR images are computed here from the released code's data
 recipe (cv2 only) and the in-memory generator, not through test.py's helpers.
-Most runs switch the paper's heavy metrics off; one runs them on 2 faces.
+Most runs switch the paper's heavy metrics off; tests/test_face_metrics_e2e.py runs them.
 """
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -185,52 +184,3 @@ def test_help_lists_every_flag():
             "no_tar_algo", "no_tar_net", "id_weights", "no_brisque", "degradation", "identities"]
     for flag in base + test:
         assert f"--{flag}" in result.stdout, flag
-
-
-def test_paper_metrics_on_two_faces(generator, tmp_path):
-    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
-    from metrics.face import EvalDependencyError, FaceTools, fr_quality
-    from metrics.vif import vif
-    from models.identity import CONVERTED_WEIGHTS, KERAS_FACENET_WEIGHTS
-
-    try:
-        tools = FaceTools().check()
-    except EvalDependencyError as err:
-        pytest.skip(str(err))
-    weights = next((w for w in (KERAS_FACENET_WEIGHTS, CONVERTED_WEIGHTS) if os.path.isfile(w)), None)
-    if weights is None:
-        pytest.skip("no FaceNet weights: run `python -m scripts.get_facenet_weights`")
-    src = tmp_path / "faces"
-    src.mkdir()
-    stems = STEMS[:2]
-    for stem in stems:
-        shutil.copy(os.path.join(TEST_IMAGES, stem + ".jpg"), src)
-    out = tmp_path / "out"
-    result = run_test_py("--weight_path", generator.weights_folder, "--test_path", src,
-                         "--image_save_path", out, "--id_weights", weights)
-    assert result.returncode == 0, result.stderr
-    assert "test.py: warning" not in result.stderr
-    summary = json.loads((out / "summary.json").read_text())
-    for key in PAPER_KEYS:
-        assert key in summary and "bicubic_" + key in summary, key
-    for key in PAPER_KEYS[4:]:  # percent of 2 faces
-        assert summary[key] in (0.0, 50.0, 100.0), key
-    assert 0 <= summary["fr_images"] <= 2
-    assert "FR-PSNR" in result.stdout and "TAR" in result.stdout
-    with open(out / "metrics.csv", newline="", encoding="utf-8") as f:
-        rows = {r["name"]: r for r in csv.DictReader(f)}
-    for stem in stems:
-        hr = released_hr(os.path.join(TEST_IMAGES, stem + ".jpg"))
-        sr = read_rgb(out / (stem + "_SR.png"))
-        assert float(rows[stem]["vif"]) == pytest.approx(vif(hr, sr), abs=1e-6)
-        box = tools.detect_box(hr)
-        fr_psnr = fr_quality(sr, hr, box)[0]
-        if np.isnan(fr_psnr):
-            assert rows[stem]["fr_psnr"] == "nan"
-        else:
-            assert float(rows[stem]["fr_psnr"]) == pytest.approx(fr_psnr, abs=1e-5)
-        assert 0.0 <= float(rows[stem]["dist_net"]) <= 4.0
-    for kind, threshold in (("algo", 0.5), ("algo", 0.6), ("net", 0.02), ("net", 0.04)):
-        for prefix in ("", "bicubic_"):
-            accepted = [float(r[f"{prefix}dist_{kind}"]) <= threshold for r in rows.values()]  # nan: rejected
-            assert summary[f"{prefix}tar_{kind}_{threshold:g}"] == pytest.approx(100 * np.mean(accepted))

@@ -105,11 +105,41 @@ def _run_workers(tmp_path, phase, *extra):
 
 
 def test_multi_worker_on_localhost_trains_in_step_only_the_chief_saves_and_resumes(tmp_path):
-    outputs, _ = _run_workers(tmp_path, "first", "--niter", "3")
+    from train import parse_loss_log
+
+    outputs, first = _run_workers(tmp_path, "first", "--niter", "3")
     assert all("done: 3 iterations" in out for out in outputs), outputs[1][-3000:]
-    run = tmp_path / "run" / "CelebA"
+    run = tmp_path / "run" / "experiment"
     assert sorted(p.name for p in (run / "ckpt").glob("*.index")) == ["ckpt-3.index"]  # the chief's only
     assert len((run / "loss_log.txt").read_text().splitlines()) == 3
+
+    # one device on the same global batches ends where the two workers did
+    one = tmp_path / "one"
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), "worker", one / "weights.npz", *DATA,
+                             "--batchSize", "2", "--lambda_id", "0", "--gan_start_iter", "1", "--save_iter_freq",
+                             "0", "--save_epoch_freq", "0", "--val_iter_freq", "0", "--checkpoint_path", one,
+                             "--niter", "3"],
+                            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    single = np.load(one / "weights.npz")
+    assert single.files == first.files
+
+    class Array:  # what _adam_close reads
+        def __init__(self, value):
+            self.value = value
+
+        def numpy(self):
+            return self.value
+
+    _adam_close([Array(first[k]) for k in first.files], [Array(single[k]) for k in single.files], 1e-4,
+                "one device vs two workers")
+    # the losses each logged, to a relative 1e-4 (summation order), D's from iteration 2 on (--gan_start_iter 1)
+    logged = [parse_loss_log(str(folder / "experiment" / "loss_log.txt")) for folder in (tmp_path / "run", one)]
+    assert logged[0].keys() == logged[1].keys() and logged[0]["D_GAN"][1][1] > 0
+    for name in logged[0]:
+        assert [i for i, _ in logged[0][name]] == [i for i, _ in logged[1][name]] == [1, 2, 3]
+        for (_, x), (_, y) in zip(logged[0][name], logged[1][name]):
+            assert x == pytest.approx(y, rel=1e-4, abs=1e-4), name
 
     # both resume from the chief's checkpoint and go on in step
     outputs, weights = _run_workers(tmp_path, "resumed", "--niter", "5", "--continue_train")

@@ -43,7 +43,7 @@ def test_mixed_precision_trains_skips_overflows_and_saves_float32_weights(tmp_pa
     trainer.fit()
     assert int(trainer.iteration.numpy()) == 2 and int(trainer.d_optimizer.iterations.numpy()) == 1
     assert int(trainer.g_optimizer.iterations.numpy()) == 2  # overflow steps do not reach the optimizer
-    with open(tmp_path / "CelebA" / "loss_log.txt", encoding="utf-8") as f:
+    with open(tmp_path / "experiment" / "loss_log.txt", encoding="utf-8") as f:
         lines = f.read().splitlines()
     assert len(lines) == 2 and "nan" not in " ".join(lines).lower() and "inf" not in " ".join(lines).lower()
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, trainer.generator.weights))
@@ -53,7 +53,7 @@ def test_mixed_precision_trains_skips_overflows_and_saves_float32_weights(tmp_pa
     prefix = trainer.manager.latest_checkpoint
     assert float(tf.train.load_checkpoint(prefix).get_tensor(
         "loss_scale/G_value/.ATTRIBUTES/VARIABLE_VALUE")) == float(scale.numpy())
-    for source in (str(tmp_path / "CelebA"), prefix):
+    for source in (str(tmp_path / "experiment"), prefix):
         generator = load_generator(source, lr_size=2)
         assert generator.dtype_policy.name == "float32"
         for saved, trained in zip(generator.weights, trainer.generator.weights):
