@@ -18,7 +18,8 @@ original's size. Per factor it prints:
   upscaling of the same shrunk photo, both against the original: mean,
   worst, share of faces above +0.05 dB (faces not super-resolved count as 0);
 * ceiling: the same faces super-resolved and pasted with their true frame
-  (no detector or landmark error): mean gain and share improved;
+  (no detector or landmark error): mean gain and share improved (0 where
+  the policy leaves faces of that size bicubic);
 * colour: mean absolute offset of the face region's mean colour from the
   original's (8-bit levels), output vs bicubic;
 * photo: whole-photo PSNR gain over bicubic, worst photo.
@@ -151,10 +152,11 @@ def measure(args, predict, photos, factor):
         detect_seconds += result.seconds["detect"]
         bicubic = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
         truths = [true_matrix(o, factor) for o in origins]
-        _, ideal_sr, maps = ph.super_resolve_faces(small, truths, predict)
         ideal = bicubic.copy()
-        for sr, image_map, m in zip(ideal_sr, maps, truths):
-            al.paste(ideal, sr, image_map, m, factor)
+        if args.force_large or al.frame_side(truths[0]) <= ph.MAX_FRAME:   # else the policy keeps bicubic
+            _, ideal_sr, maps = ph.super_resolve_faces(small, truths, predict)
+            for sr, image_map, m in zip(ideal_sr, maps, truths):
+                al.paste(ideal, sr, image_map, m, factor)
         photo_gains.append(region_psnr(result.composed, original, np.ones((h, w), bool))
                            - region_psnr(bicubic, original, np.ones((h, w), bool)))
         detected = [(frame_centre(m), face) for m, face in zip(result.matrices, result.faces)]
@@ -211,6 +213,7 @@ def main(argv=None):
     start = time.perf_counter()
     for factor in tqdm(args.factors, desc="factors", unit="factor"):
         rows.append(measure(args, model.predict, photos, factor))
+        tqdm.write(table(rows[-1:]).splitlines()[-1])
     print(f"real-photo path, {len(photos)} group photos of {args.cols}x{args.rows} faces from {args.faces}, "
           f"weights {args.weight_path}{', --force_large' if args.force_large else ''}; "
           f"{cpu_label()}; {time.perf_counter() - start:.0f} s")
