@@ -21,7 +21,6 @@ Which faces (status of each):
 * "too small: left as bicubic": its box is under `min_face` px.
 """
 import dataclasses
-import math
 import os
 import time
 
