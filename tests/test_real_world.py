@@ -232,12 +232,12 @@ def test_round_trip_with_a_bicubic_generator_is_bicubic(upscale):
 # ----------------------------------------------------------------- scale policy and bad input
 
 def test_large_faces_are_left_as_bicubic_unless_forced():
-    photo = background(6, (150, 200))
-    truths = [paste_face(photo, "023497.jpg", 20, 50, 60), paste_face(photo, "006886.jpg", 90, 140, 75)]
+    photo = background(6, (200, 260))
+    truths = [paste_face(photo, "023497.jpg", 20, 40, 60), paste_face(photo, "006886.jpg", 120, 170, 100)]
     detector = TrueDetector(photo.shape[1], truths)
     result = ph.super_resolve_photo(photo, bright_predict, upscale=8, detector=detector)
     assert [f["status"] for f in result.faces] == [ph.SUPER_RESOLVED, ph.TOO_LARGE]
-    assert abs(result.faces[1]["frame_px"] - 90) < 0.5
+    assert abs(result.faces[1]["frame_px"] - 120) < 0.5 and ph.MAX_FRAME < 120
     line = result.report("big.jpg")
     assert line.startswith("big.jpg: 1 of 2 faces super-resolved; 1 too large for the 8x model: left as bicubic")
     assert "--force_large" in line
