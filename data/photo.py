@@ -15,9 +15,10 @@ upscaled photo, blended over the face only. Geometry lives in data/alignment.py.
 
 Which faces (status of each):
 * "super-resolved": the face's frame spans at most `max_frame` photo px;
-* "too large for the 8x model: left as bicubic": the model, trained on 16 px
-  frames, adds less than bicubic to a face this much larger
-  (`force_large` super-resolves it anyway);
+* "too large for the 8x model: left as bicubic": the frame spans more than
+  `max_frame` photo px, beyond what the benchmark measured, and the
+  generator's cost grows with the face's area (`force_large` super-resolves
+  it anyway);
 * "too small: left as bicubic": its box is under `min_face` px.
 """
 import dataclasses
