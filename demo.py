@@ -67,25 +67,19 @@ def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
 
     photo: uint8 RGB [H, W, 3]; predict: the generator's predict; upscale: an
     int. Returns a PhotoResult; raises DemoError for a request the pipeline
-    refuses. Today's pipeline super-resolves every face it keeps (shrinking
-    larger ones to 16 px) and only counts those under test.py's --min_face.
+    refuses. Each face says whether it was super-resolved or left as bicubic
+    (too large for the 8x model, or too small), as test.py's report does.
     """
-    from data import alignment
+    from data import alignment, photo as real_photo
     from data.images import upscale_bicubic
 
-    start = time.perf_counter()
     try:
-        result = alignment.super_resolve_photo(photo, predict, upscale, max_pixels=max_pixels)
+        result = real_photo.super_resolve_photo(photo, predict, upscale, max_pixels=max_pixels)
     except alignment.PhotoTooLargeError as err:
         raise DemoError(str(err)) from err
-    seconds = time.perf_counter() - start
-    faces = [{"box": [round(float(v), 1) for v in face.box], "frame_px": round(frame, 1), "status": "super-resolved"}
-             for face, frame in zip(result.faces, result.frame_sizes)]
-    if result.skipped_small:
-        faces.append({"box": None, "frame_px": None,
-                      "status": f"{result.skipped_small} face(s) under {result.min_face:g} px: left as bicubic"})
+    faces = [{"box": f["box"], "frame_px": f["frame_px"], "status": f["status"]} for f in result.faces]
     return PhotoResult(output=result.composed, bicubic=upscale_bicubic(photo, upscale), faces=faces,
-                       seconds=seconds)
+                       seconds=result.seconds["total"])
 
 
 def enhance_face(image, predict):

@@ -249,39 +249,49 @@ def summary_line(processed, out_dir, summary, new_run, skipped):
 
 
 def real_world(opt, files, model, out_dir, new_run, stems):
-    """--real_world: every face of every photo super-resolved and pasted back."""
+    """--real_world: every face of every photo the model can help super-resolved and pasted back."""
     from tqdm import tqdm
 
-    from data import alignment
+    from data import photo as ph
+    from data.alignment import PhotoTooLargeError
     from data.images import ImageReadError, read_image
     from utils import describe_device
 
-    counts = {"photos": 0, "faces": 0, "small_faces_skipped": 0, "photos_without_face": 0}
+    counts = {"photos": 0, "faces": 0, "super_resolved": 0, "too_large": 0, "too_small": 0,
+              "photos_without_face": 0}
     skipped = 0
+    reports = {}
     for path in tqdm(files, desc="photos", unit="photo"):
+        name = os.path.relpath(path, opt.test_path)
         try:
             photo = read_image(path)
-            result = alignment.super_resolve_photo(photo, model.predict, opt.upscale, opt.min_face)
-        except (ImageReadError, alignment.PhotoTooLargeError) as err:
+            result = ph.super_resolve_photo(photo, model.predict, upscale=opt.upscale, min_face=opt.min_face,
+                                            force_large=opt.force_large)
+        except (ImageReadError, PhotoTooLargeError) as err:
             skipped += 1
             tqdm.write(f"{PROG}: skipped {path}: {err}", file=sys.stderr)
             continue
-        alignment.write_outputs(result, photo, out_dir, stems[path])
-        tqdm.write(result.report(os.path.relpath(path, opt.test_path)))
+        ph.write_outputs(result, photo, out_dir, stems[path])
+        tqdm.write(result.report(name))
+        reports[name] = {"faces": result.faces, "note": result.note,
+                         "seconds": {k: round(v, 3) for k, v in result.seconds.items()}}
         counts["photos"] += 1
         counts["faces"] += len(result.faces)
-        counts["small_faces_skipped"] += result.skipped_small
+        counts["super_resolved"] += result.count(ph.SUPER_RESOLVED)
+        counts["too_large"] += result.count(ph.TOO_LARGE)
+        counts["too_small"] += result.count(ph.TOO_SMALL)
         counts["photos_without_face"] += not result.faces
     if counts["photos"] == 0:
         fail(f"none of the {len(files)} photos under {opt.test_path} could be processed")
     summary = {**counts, "skipped": skipped, "upscale": opt.upscale, "device": describe_device(),
                "backend": model.name, "precision": model.precision, "weight_path": opt.weight_path,
-               "mode": "real_world"}
+               "mode": "real_world", "photos_report": reports}
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
-    print(f"{counts['photos']} photos, {counts['faces']} faces -> {out_dir}"
+    print(f"{counts['photos']} photos, {counts['faces']} faces, {counts['super_resolved']} super-resolved -> {out_dir}"
           + (" (new run folder: the output folder held results; --overwrite writes into it)" if new_run else "")
-          + (f" | {counts['small_faces_skipped']} faces under --min_face" if counts["small_faces_skipped"] else "")
+          + (f" | {counts['too_large']} {ph.TOO_LARGE}" if counts["too_large"] else "")
+          + (f" | {counts['too_small']} under --min_face" if counts["too_small"] else "")
           + (f" | skipped {skipped}" if skipped else ""))
     return summary
 

@@ -1,25 +1,28 @@
-"""Faces in ordinary photos: detect, align to the training framing, super-resolve, paste back.
+"""Geometry of faces in ordinary photos: detection, the training frame, warps in and out.
 
 The generator only knows one framing: an aligned CelebA image (178x218),
-centre-cropped to 178x178 and resized to 128x128, then made 16x16 by
-`data.degradation.degrade`. For a photo this module
+centre-cropped to 178x178 and resized to 128x128, whose 16x16 input is that
+frame averaged over 8x8 blocks (`data.degradation.degrade`). For a photo,
 
-1. finds faces and their 5 landmarks with MTCNN (the `mtcnn` package),
-2. warps each face by the similarity transform that puts its landmarks on
-   `TEMPLATE_128` (the mean landmarks of that framing) -> a 128x128 crop,
-3. makes the 16x16 input from the crop with `degrade` (the training LR), so a
-   face whose frame spans more than 16 photo pixels is downscaled to 16 px,
-4. super-resolves the inputs with a caller-given `predict`,
-5. pastes each SR face back, with a feathered mask, into the photo upscaled
-   by `upscale` with bicubic interpolation; outside the masks the result *is*
-   that bicubic upscaling.
+* `detect_faces` finds faces and their 5 landmarks with MTCNN (the `mtcnn`
+  package) on a copy of the photo enlarged up to DETECT_UPSCALE times, so faces
+  below MTCNN's 12 px window are found too; boxes and landmarks are mapped back;
+* `frame_matrix` is the similarity that puts a face's eyes and mouth centre on
+  those of `TEMPLATE_128`: photo pixels -> the 128x128 frame;
+* `input_crop` gives the generator the face as the photo holds it: a square
+  of the photo's own pixels about the frame, shifted by whole pixels, so
+  nothing is interpolated before the model sees it;
+* `paste` warps the 8x output back into the photo upscaled x`upscale` once
+  (a whole-pixel shift at 8), blended by `face_mask` placed by the frame: the
+  face, not its frame's corners.
+
+The pipeline around them (what is super-resolved, the report) is data/photo.py.
 
 Coordinates: pixel centres at integer positions, as `cv2.warpAffine` uses
 them. `cv2.resize` by an integer factor u maps x -> u * x + (u - 1) / 2.
 """
 import dataclasses
 import math
-import os
 
 import cv2
 import numpy as np
@@ -29,7 +32,14 @@ SCALE = 8            # the generator's factor: FRAME // SCALE = 16 px input
 CELEBA_SIZE = (218, 178)   # aligned CelebA image (height, width)
 CELEBA_CROP = 178          # the paper's centre crop, top row (218 - 178) // 2 = 20
 MAX_OUTPUT_PIXELS = 100_000_000   # composed photos above this are refused
-DETECTOR_MIN_FACE = 20     # MTCNN's own default smallest face box (pixels)
+INPUT = FRAME // SCALE     # the generator's input side (16)
+DETECTOR_WINDOW = 12       # MTCNN's P-Net window: the smallest box it sees in the image it is given
+# Faces are looked for in the photo enlarged (bicubic) this many times, so a
+# face box of DETECTOR_WINDOW / DETECT_UPSCALE = 4 photo px reaches the P-Net
+# window; the enlarged copy is capped at DETECT_MAX_PIXELS (a big photo is
+# enlarged less, or not at all, and then its smallest faces are not found).
+DETECT_UPSCALE = 3
+DETECT_MAX_PIXELS = 6_000_000
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # image left/right
 
 # Mean MTCNN landmarks of the training frame, in the 128x128 frame (x, y),
@@ -75,34 +85,6 @@ class Face:
         return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
-@dataclasses.dataclass
-class RealWorldResult:
-    """Everything `super_resolve_photo` made for one photo (faces ordered left to right)."""
-    faces: list
-    matrices: list        # 2x3 float64, photo -> aligned frame, one per face
-    aligned: list         # uint8 [128, 128, 3] aligned crops of the photo
-    lr: list              # uint8 [16, 16, 3] generator inputs
-    sr: list              # uint8 [128, 128, 3] generator outputs
-    composed: np.ndarray  # uint8 [H * upscale, W * upscale, 3]
-    upscale: int
-    min_face: float
-    skipped_small: int    # faces found but smaller than min_face
-
-    @property
-    def frame_sizes(self):
-        """Side of each face's aligned frame in photo pixels (> 16: downscaled for the model)."""
-        return [FRAME / matrix_scale(m) for m in self.matrices]
-
-    def report(self, name="photo"):
-        """One line for the console."""
-        if not self.faces and not self.skipped_small:
-            return f"{name}: no face found"
-        line = f"{name}: {len(self.faces)} face{'s' if len(self.faces) != 1 else ''}"
-        if self.skipped_small:
-            line += f", {self.skipped_small} skipped (smaller than --min_face {self.min_face:g} px)"
-        return line
-
-
 # ----------------------------------------------------------------- template
 
 def celeba_to_frame(points, size=FRAME):
@@ -129,7 +111,7 @@ def derive_template(celeba_dir, count=300, seed=0, detector=None):
         image = read_image(path)
         if image.shape[:2] != CELEBA_SIZE:
             continue
-        faces, _ = detect_faces(image, min_face=0, detector=detector)
+        faces = detect_faces(image, detector=detector, upscale=1)
         if not faces:
             continue
         best = max(faces, key=lambda f: f.confidence)
@@ -159,28 +141,37 @@ def default_detector():
     return _DETECTOR
 
 
-def detect_faces(photo, min_face=DETECTOR_MIN_FACE, detector=None):
-    """(faces, skipped) for a uint8 RGB photo [H, W, 3].
+def detection_upscale(height, width):
+    """The whole factor the photo is enlarged by for detection (DETECT_UPSCALE, less for big photos)."""
+    fits = math.isqrt(int(DETECT_MAX_PIXELS // max(1, height * width)))
+    return max(1, min(DETECT_UPSCALE, fits))
 
-    faces: `Face`s whose box is at least `min_face` px on its longer side,
-    ordered left to right; skipped: how many smaller faces were found. MTCNN
-    does not look for faces under min(DETECTOR_MIN_FACE, min_face) px (12 at
-    least), so smaller ones are neither returned nor counted.
+
+def detect_faces(photo, detector=None, upscale=None):
+    """Every face MTCNN finds in a uint8 RGB photo [H, W, 3], ordered left to right.
+
+    MTCNN runs on the photo enlarged `upscale` times (bicubic; default
+    `detection_upscale`) with its smallest window, so it finds face boxes down
+    to DETECTOR_WINDOW / upscale photo px; boxes and landmarks are mapped back
+    to the photo's pixel-centre coordinates.
     """
     photo = _check_photo(photo)
     detector = detector or default_detector()
-    pyramid_min = max(12, min(DETECTOR_MIN_FACE, int(min_face)))
-    rows = detector.detect_faces(photo, output_type="numpy", box_format="xyxy",
-                                 min_face_size=pyramid_min)
+    h, w = photo.shape[:2]
+    upscale = detection_upscale(h, w) if upscale is None else int(upscale)
+    image = photo if upscale == 1 else cv2.resize(photo, (w * upscale, h * upscale),
+                                                  interpolation=cv2.INTER_CUBIC)
+    rows = detector.detect_faces(image, output_type="numpy", box_format="xyxy",
+                                 min_face_size=DETECTOR_WINDOW)
     rows = np.asarray(rows, np.float64).reshape(-1, 16)
+    back = lambda v: (v - (upscale - 1) / 2) / upscale  # enlarged copy -> photo (see module doc)
     faces = []
     for row in rows:
         # numpy layout of mtcnn 1.0: [image, x1, y1, x2, y2, confidence, x1..x5, y1..y5]
         landmarks = np.stack([row[6:11], row[11:16]], axis=1)
-        faces.append(Face(box=row[1:5].copy(), landmarks=landmarks, confidence=float(row[5])))
-    kept = [f for f in faces if f.size >= min_face]
-    kept.sort(key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))
-    return kept, len(faces) - len(kept)
+        faces.append(Face(box=back(row[1:5]), landmarks=back(landmarks), confidence=float(row[5])))
+    faces.sort(key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))
+    return faces
 
 
 # ----------------------------------------------------------------- alignment
@@ -234,48 +225,103 @@ def frame_corners(matrix, size=FRAME):
     return corners @ inv[:, :2].T + inv[:, 2]
 
 
-def align(photo, landmarks, size=FRAME):
-    """(aligned uint8 [size, size, 3], 2x3 matrix photo -> aligned) for one face.
+def frame_matrix(landmarks):
+    """2x3 similarity photo -> the 128x128 frame that puts the eyes and mouth centre on TEMPLATE_128's."""
+    return similarity_matrix(alignment_points(landmarks), alignment_points(TEMPLATE_128))
 
-    The eyes and mouth centre go onto those of TEMPLATE_128 (scaled to
-    `size`) by a least-squares similarity. A face larger than the frame is first shrunk with INTER_AREA
-    (no aliasing), a smaller one is enlarged with INTER_LINEAR; pixels beyond
-    the photo's edge repeat the edge.
+
+def frame_side(matrix):
+    """Side of the face's 128 frame in photo pixels (16: the generator's own input scale)."""
+    return FRAME / matrix_scale(matrix)
+
+
+def input_crop(photo, matrix, grow=1.25):
+    """(crop uint8 [n, n, 3], photo -> output map 2x3) for the face whose 128-frame map is `matrix`.
+
+    The generator's input is the photo's own pixels: an n x n square about the
+    face's frame centre at the photo's resolution, shifted by whole pixels, with
+    n = max(16, frame side x `grow`). Any other similarity would resample the
+    face before the model sees it, and that blur costs more than the model's
+    whole gain (README, 'Your own photos'); the generator is convolutional, so
+    a face whose frame is not exactly 16 px is still an 8x super-resolution of
+    what the photo holds. The returned map takes photo pixel centres to the
+    generator's 8n x 8n output (input pixel i covers output pixels 8i..8i+7).
+    Pixels beyond the photo's edge repeat the edge.
     """
-    photo = _check_photo(photo)
-    template = TEMPLATE_128 * (size / FRAME) + (size / FRAME - 1) / 2
-    matrix = similarity_matrix(alignment_points(landmarks), alignment_points(template))
-    source, to_source = photo, np.array([[1.0, 0, 0], [0, 1.0, 0]])
-    shrink = matrix_scale(matrix)
-    if shrink < 0.75:
-        # The part of the photo the frame covers, shrunk to about frame resolution first.
-        corners = frame_corners(matrix, size)
-        margin = 4.0 / shrink
-        x0, y0 = np.floor(corners.min(0) - margin).astype(int)
-        x1, y1 = np.ceil(corners.max(0) + margin).astype(int)
-        h, w = photo.shape[:2]
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 - x0 >= 2 and y1 - y0 >= 2:
-            new_w = max(1, int(round((x1 - x0) * shrink)))
-            new_h = max(1, int(round((y1 - y0) * shrink)))
-            source = cv2.resize(photo[y0:y1, x0:x1], (new_w, new_h), interpolation=cv2.INTER_AREA)
-            fx, fy = new_w / (x1 - x0), new_h / (y1 - y0)
-            # photo (x, y) -> shrunk region ((x - x0 + 0.5) * fx - 0.5, ...)
-            to_source = np.array([[fx, 0, (0.5 - x0) * fx - 0.5], [0, fy, (0.5 - y0) * fy - 0.5]])
-    warp = chain(matrix, invert(to_source))
-    aligned = cv2.warpAffine(source, warp, (size, size), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE)
-    return aligned, matrix
+    n = max(INPUT, math.ceil(frame_side(matrix) * grow - 1e-6))
+    centre = invert(matrix) @ np.array([(FRAME - 1) / 2, (FRAME - 1) / 2, 1.0])
+    x0, y0 = (int(round(c - (n - 1) / 2)) for c in centre)
+    crop = cv2.warpAffine(photo, np.array([[1.0, 0, -x0], [0, 1.0, -y0]]), (n, n), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_REPLICATE)
+    half = (SCALE - 1) / 2
+    return crop, np.array([[SCALE, 0, half - SCALE * x0], [0, SCALE, half - SCALE * y0]], np.float64)
 
 
-def make_lr(aligned):
-    """The generator input of aligned uint8 crops ([N,] S, S, 3): training's 3 x 2x bilinear steps."""
-    from data.degradation import degrade
+def output_matrix(matrix, upscale):
+    """2x3 map of pixels of a frame (photo -> frame `matrix`) -> the photo upscaled x`upscale` (cv2.resize grid)."""
+    up = np.array([[upscale, 0, (upscale - 1) / 2], [0, upscale, (upscale - 1) / 2]], np.float64)
+    return chain(up, invert(matrix))
 
-    return np.asarray(degrade(np.asarray(aligned, np.float32))).astype(np.uint8)
+
+# The face inside the frame: an ellipse about the template's landmarks (eyes at
+# y 65.5, mouth at 95 of 128: brows to chin, cheek to cheek; 0 from 4 px short of
+# the frame's edge), with a
+# soft edge so the pasted face meets the bicubic photo without a seam.
+FACE_CENTRE = (63.5, 72.0)
+FACE_AXES = (38.0, 47.0)
+FACE_FEATHER = 8.0   # px of the 128 frame over which the weight falls from 1 to 0
 
 
-# ----------------------------------------------------------------- composing
+def face_mask(size=FRAME):
+    """float32 [size, size] blend weights of the face in the frame: 1 inside, 0 beyond the soft edge."""
+    k = size / FRAME
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    cx, cy = (np.array(FACE_CENTRE) + 0.5) * k - 0.5
+    ax, ay = np.array(FACE_AXES) * k
+    # signed distance (approx.) outside the ellipse, in frame px
+    r = np.sqrt(((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2)
+    outside = (r - 1) * min(ax, ay)
+    weight = np.clip(0.5 - outside / (FACE_FEATHER * k), 0, 1)
+    return (weight * weight * (3 - 2 * weight)).astype(np.float32)   # smoothstep: no kink at the edges
+
+
+def paste(canvas, image, image_matrix, face_matrix, upscale):
+    """Blend a super-resolved `image` into `canvas` (the photo upscaled x`upscale`) over the face, in place.
+
+    image_matrix: photo -> image pixels (from `input_crop`); face_matrix:
+    photo -> 128 frame, which places `face_mask`. One warp (INTER_CUBIC) takes
+    the image to the canvas, a pure whole-pixel shift when upscale is 8; where
+    the image lands smaller than it is, it is low-passed first so it does not
+    alias. Pixels the mask does not reach keep the canvas exactly. Returns the
+    placed mask (float32 [H, W]).
+    """
+    image = np.asarray(image, np.float32)
+    to_out = output_matrix(image_matrix, upscale)
+    shrink = 1.0 / matrix_scale(to_out)   # image px per canvas px
+    if shrink > 1:
+        image = cv2.GaussianBlur(image, (0, 0), sigmaX=0.4 * shrink)
+    mask_to_out = output_matrix(face_matrix, upscale)
+    out_h, out_w = canvas.shape[:2]
+    corners = np.array([[-1, -1], [FRAME, -1], [FRAME, FRAME], [-1, FRAME]], np.float64)
+    mapped = corners @ mask_to_out[:, :2].T + mask_to_out[:, 2]
+    x0, y0 = np.maximum(np.floor(mapped.min(0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(mapped.max(0)).astype(int) + 2, [out_w, out_h])
+    placed = np.zeros((out_h, out_w), np.float32)
+    if x1 <= x0 or y1 <= y0:
+        return placed
+    shift = np.array([[0, 0, x0], [0, 0, y0]], np.float64)
+    m = cv2.warpAffine(face_mask(), mask_to_out - shift, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    warped = cv2.warpAffine(image, to_out - shift, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_REPLICATE)
+    base = canvas[y0:y1, x0:x1]
+    blend = np.clip(np.round(base * (1 - m[..., None]) + warped * m[..., None]), 0, 255).astype(np.uint8)
+    canvas[y0:y1, x0:x1] = np.where(m[..., None] > 0, blend, base)
+    placed[y0:y1, x0:x1] = m
+    return placed
+
+
+# ----------------------------------------------------------------- photo size
 
 def check_output_size(height, width, upscale, max_pixels=MAX_OUTPUT_PIXELS):
     """Raise PhotoTooLargeError (a ValueError) when H*u x W*u is over `max_pixels`."""
@@ -292,177 +338,6 @@ def check_output_size(height, width, upscale, max_pixels=MAX_OUTPUT_PIXELS):
             f"({out_w * out_h / 1e6:.1f} MP), over the {max_pixels / 1e6:g} MP limit: {hint}")
     return out_h, out_w
 
-
-def output_matrix(matrix, upscale, size=FRAME):
-    """2x3 map aligned frame -> composed (upscaled) photo for a photo -> aligned `matrix`."""
-    up = np.array([[upscale, 0, (upscale - 1) / 2], [0, upscale, (upscale - 1) / 2]], np.float64)
-    return chain(up, invert(matrix))
-
-
-def feather_mask(size=FRAME, border=None):
-    """float32 [size, size] blend weights: 1 inside, a soft edge, exactly 0 on the outer pixel ring.
-
-    The ones mask is eroded by `border` px (default size // 10) and blurred
-    with a Gaussian whose kernel reaches no further than the erosion.
-    """
-    border = max(2, size // 10 if border is None else int(border))
-    mask = np.zeros((size, size), np.float32)
-    mask[border:size - border, border:size - border] = 1.0
-    radius = border - 1
-    mask = cv2.GaussianBlur(mask, (2 * radius + 1, 2 * radius + 1), sigmaX=radius / 2.0,
-                            borderType=cv2.BORDER_CONSTANT)
-    mask[[0, -1], :] = 0.0
-    mask[:, [0, -1]] = 0.0
-    return mask
-
-
-def compose(photo, sr_faces, matrices, upscale, return_mask=False, max_pixels=MAX_OUTPUT_PIXELS):
-    """The photo upscaled x`upscale` (bicubic) with each SR face pasted back.
-
-    sr_faces: uint8 or float [S, S, 3] faces in the aligned frame; matrices:
-    their photo -> aligned 2x3 maps (from `align`). Each face is warped back
-    (INTER_CUBIC) and blended with `feather_mask` warped the same way
-    (INTER_LINEAR); pixels where every mask is 0 equal the bicubic upscaling
-    exactly. Returns uint8 [H*u, W*u, 3], and the float32 [H*u, W*u] union
-    of the masks when `return_mask`.
-    """
-    photo = _check_photo(photo)
-    h, w = photo.shape[:2]
-    out_h, out_w = check_output_size(h, w, upscale, max_pixels)
-    upscale = int(upscale)
-    composed = cv2.resize(photo, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
-    union = np.zeros((out_h, out_w), np.float32) if return_mask else None
-    for face, matrix in zip(sr_faces, matrices):
-        face = np.clip(np.round(np.asarray(face, np.float32)), 0, 255)
-        size = face.shape[0]
-        to_out = output_matrix(matrix, upscale, size)
-        corners = np.array([[-1, -1], [size, -1], [size, size], [-1, size]], np.float64)
-        mapped = corners @ to_out[:, :2].T + to_out[:, 2]
-        x0, y0 = np.maximum(np.floor(mapped.min(0)).astype(int) - 1, 0)
-        x1, y1 = np.minimum(np.ceil(mapped.max(0)).astype(int) + 2, [out_w, out_h])
-        if x1 <= x0 or y1 <= y0:
-            continue
-        roi = to_out.copy()
-        roi[:, 2] -= (x0, y0)
-        mask = cv2.warpAffine(feather_mask(size), roi, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        warped = cv2.warpAffine(face, roi, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC,
-                                borderMode=cv2.BORDER_REPLICATE)
-        base = composed[y0:y1, x0:x1]
-        m = mask[..., None]
-        blend = np.clip(np.round(base.astype(np.float32) * (1 - m) + warped * m), 0, 255).astype(np.uint8)
-        composed[y0:y1, x0:x1] = np.where(m > 0, blend, base)
-        if union is not None:
-            union[y0:y1, x0:x1] = np.maximum(union[y0:y1, x0:x1], mask)
-    return (composed, union) if return_mask else composed
-
-
-# ----------------------------------------------------------------- whole photo
-
-def _run_predict(predict, lr):
-    """float32 [N, 128, 128, 3] from predict(lr float32 [N, 16, 16, 3]); a tuple output's first item."""
-    out = predict(lr.astype(np.float32))
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    out = np.asarray(out, np.float32)
-    expected = (lr.shape[0], lr.shape[1] * SCALE, lr.shape[2] * SCALE, 3)
-    if out.shape != expected:
-        raise ValueError(f"predict returned shape {out.shape}, expected {expected}")
-    return out
-
-
-def super_resolve_photo(photo, predict, upscale=SCALE, min_face=DETECTOR_MIN_FACE, detector=None,
-                        max_pixels=MAX_OUTPUT_PIXELS, batch_size=16):
-    """Detect, align, super-resolve and paste back every face of a uint8 RGB photo.
-
-    predict(lr float32 [N, 16, 16, 3] on [0, 255]) -> float [N, 128, 128, 3]
-    (or a tuple whose first item is that: the generator's outputs). The size
-    check runs before anything else: a too-large request raises
-    PhotoTooLargeError. A photo without faces gives a result with no faces
-    whose composed photo is the bicubic upscaling.
-    """
-    photo = _check_photo(photo)
-    check_output_size(photo.shape[0], photo.shape[1], upscale, max_pixels)
-    faces, skipped = detect_faces(photo, min_face, detector)
-    aligned, matrices = [], []
-    for face in faces:
-        crop, matrix = align(photo, face.landmarks)
-        aligned.append(crop)
-        matrices.append(matrix)
-    lr, sr = [], []
-    if faces:
-        lr_batch = make_lr(np.stack(aligned))
-        for start in range(0, len(faces), batch_size):
-            out = _run_predict(predict, lr_batch[start:start + batch_size])
-            sr.extend(np.clip(np.round(out), 0, 255).astype(np.uint8))
-        lr = list(lr_batch)
-    composed = compose(photo, sr, matrices, upscale, max_pixels=max_pixels)
-    return RealWorldResult(faces=faces, matrices=matrices, aligned=aligned, lr=lr, sr=sr,
-                           composed=composed, upscale=int(upscale), min_face=float(min_face),
-                           skipped_small=skipped)
-
-
-def write_outputs(result, photo, out_dir, stem, figure=True):
-    """Write <stem>_SR.png, <stem>_faces/<k>_SR.png (+ <k>_LR.png, the input shown bicubic)
-    and <stem>_before_after.png into out_dir; returns the written paths. k counts from 0,
-    faces left to right."""
-    from utils import write_png
-
-    written = []
-    path = os.path.join(out_dir, stem + "_SR.png")
-    write_png(path, result.composed)
-    written.append(path)
-    if result.faces:
-        face_dir = os.path.join(out_dir, stem + "_faces")
-        for k, (lr, sr) in enumerate(zip(result.lr, result.sr)):
-            for name, image in ((f"{k}_SR.png", sr),
-                                (f"{k}_LR.png", cv2.resize(lr, sr.shape[1::-1], interpolation=cv2.INTER_CUBIC))):
-                write_png(os.path.join(face_dir, name), image)
-                written.append(os.path.join(face_dir, name))
-    if figure:
-        path = os.path.join(out_dir, stem + "_before_after.png")
-        before_after_figure(photo, result.composed, path, faces=list(zip(result.lr, result.sr)))
-        written.append(path)
-    return written
-
-
-def before_after_figure(photo, composed, path, faces=(), max_side=1200, max_faces=6, title=None):
-    """Input photo | composed output side by side (both shown at one size), and below
-    the first `max_faces` faces as 16x16 input | SR pairs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    h, w = composed.shape[:2]
-    shrink = min(1.0, max_side / max(h, w))
-    show_w, show_h = max(1, int(round(w * shrink))), max(1, int(round(h * shrink)))
-    after = cv2.resize(composed, (show_w, show_h), interpolation=cv2.INTER_AREA) if shrink < 1 else composed
-    before = cv2.resize(photo, (show_w, show_h), interpolation=cv2.INTER_NEAREST)
-    faces = list(faces)[:max_faces]
-    rows = 2 if faces else 1
-    cols = max(2, 2 * len(faces))
-    fig = plt.figure(figsize=(10, 5 * show_h / show_w + (2.2 if faces else 0) + 0.6))
-    grid = fig.add_gridspec(rows, cols, height_ratios=[5 * show_h / show_w, 2.0][:rows])
-    half = cols // 2
-    for i, (image, label) in enumerate(((before, f"input {photo.shape[1]}x{photo.shape[0]}"),
-                                        (after, f"output x{w // photo.shape[1]} ({w}x{h})"))):
-        ax = fig.add_subplot(grid[0, i * half:(i + 1) * half])
-        ax.imshow(image, interpolation="nearest")
-        ax.set_title(label, fontsize=9)
-        ax.axis("off")
-    for k, (lr, sr) in enumerate(faces):
-        for j, (image, label) in enumerate(((lr, f"{k}: 16x16 input"), (sr, f"{k}: SR"))):
-            ax = fig.add_subplot(grid[1, 2 * k + j])
-            ax.imshow(image, interpolation="nearest")
-            ax.set_title(label, fontsize=8)
-            ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _check_photo(photo):

@@ -60,12 +60,16 @@ class TestOptions(BaseOptions):
                                  "generator runs (default: every core); 1 computes them in order in the main "
                                  "process, with the same results")
         parser.add_argument("--real_world", action="store_true",
-                            help="the images are photos: find every face (MTCNN), align it to the training "
-                                 "frame, super-resolve it and paste it back into the photo upscaled by --upscale")
+                            help="the images are photos: find every face (MTCNN), super-resolve those the model "
+                                 "can help and paste them back into the photo upscaled by --upscale (bicubic)")
         parser.add_argument("--upscale", type=int, default=8,
                             help="with --real_world: how many times larger the output photo is")
-        parser.add_argument("--min_face", type=float, default=20,
-                            help="with --real_world: faces whose detected box is smaller (px) are skipped and counted")
+        parser.add_argument("--min_face", type=float, default=0,
+                            help="with --real_world: faces whose detected box is smaller (px) are left as bicubic "
+                                 "and counted (0: every face found is worth super-resolving, README)")
+        parser.add_argument("--force_large", action="store_true",
+                            help="with --real_world: also super-resolve faces whose frame is over data.photo.MAX_FRAME "
+                                 "photo px (96; larger faces are left as bicubic: not measured, and slow)")
         return parser
 
     def validate(self, opt, parser):

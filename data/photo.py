@@ -1,0 +1,242 @@
+"""Super-resolving the faces of an ordinary photo: the one entry point test.py and the demo share.
+
+    from data.photo import super_resolve_photo
+    result = super_resolve_photo(photo, predict, upscale=4)
+    result.composed        # uint8 [H * 4, W * 4, 3]
+    result.faces           # one dict per face found: box, frame_px, confidence, status
+    result.report("x.jpg") # the one console line
+
+The output is the photo upscaled bicubically, with each face the model can
+help replaced by its super-resolution: the generator (convolutional) is fed
+the photo's own pixels about the face (`alignment.input_crop`: nothing is
+interpolated before the model), its 8x output is corrected to agree with that
+input at the input's scale (`match_input`) and warped back once into the
+upscaled photo, blended over the face only. Geometry lives in data/alignment.py.
+
+Which faces (status of each):
+* "super-resolved": the face's frame spans at most `max_frame` photo px;
+* "too large for the 8x model: left as bicubic": the frame spans more than
+  `max_frame` photo px, beyond what the benchmark measured, and the
+  generator's cost grows with the face's area (`force_large` super-resolves
+  it anyway);
+* "too small: left as bicubic": its box is under `min_face` px.
+"""
+import dataclasses
+import os
+import time
+
+import cv2
+import numpy as np
+
+from data import alignment as al
+
+SUPER_RESOLVED = "super-resolved"
+TOO_LARGE = "too large for the 8x model: left as bicubic"
+TOO_SMALL = "too small: left as bicubic"
+MIN_PHOTO_SIDE = 8   # a photo narrower than this cannot hold a face: not searched
+# Defaults set from `python -m scripts.real_world_bench` (README, "Your own
+# photos"): faces with frames of 11 to 89 photo px all gained over bicubic
+# (89 px, a large face halved, run with --upscale 2: +1.52 dB, worst face
+# +0.71); larger ones were not measured, and cost the generator quadratically
+# more, so they are left as the bicubic photo. Every box the detector finds
+# (down to ~5 px) gains: no lower limit.
+MAX_FRAME = 96.0
+MIN_FACE = 0.0
+
+
+@dataclasses.dataclass
+class PhotoResult:
+    """What `super_resolve_photo` made of one photo."""
+    composed: np.ndarray   # uint8 [H * upscale, W * upscale, 3]
+    faces: list            # dicts, left to right: box [x1, y1, x2, y2], frame_px, confidence, status
+    lr: dict               # face index -> uint8 [n, n, 3] generator input (super-resolved faces)
+    sr: dict               # face index -> uint8 [8n, 8n, 3] generator output, corrected
+    matrices: list         # 2x3 photo -> 128 frame, one per face
+    upscale: int
+    seconds: dict          # detect, generator, total
+    max_frame: float = MAX_FRAME
+    min_face: float = MIN_FACE
+    note: str = ""         # why nothing was searched, if so
+
+    def count(self, status):
+        return sum(f["status"] == status for f in self.faces)
+
+    def report(self, name="photo"):
+        """One line for the console."""
+        if self.note:
+            return f"{name}: {self.note}: bicubic output"
+        if not self.faces:
+            return f"{name}: no face found: bicubic output"
+        parts = [f"{self.count(SUPER_RESOLVED)} of {len(self.faces)} face{'s' if len(self.faces) != 1 else ''} "
+                 f"{SUPER_RESOLVED}"]
+        large = [f for f in self.faces if f["status"] == TOO_LARGE]
+        if large:
+            sizes = ", ".join(f"{face['frame_px']:.0f}" for face in large)
+            parts.append(f"{len(large)} {TOO_LARGE} (frame {sizes} px > {self.max_frame:g}; "
+                         f"--force_large super-resolves them)")
+        small = self.count(TOO_SMALL)
+        if small:
+            parts.append(f"{small} {TOO_SMALL} (box under --min_face {self.min_face:g} px)")
+        return f"{name}: " + "; ".join(parts) + f" [{self.seconds['total']:.1f} s]"
+
+
+def match_input(sr, lr):
+    """The output made to agree with its input at the input's scale (float32 [128, 128, 3]).
+
+    The generator's output, averaged back over 8x8 blocks, is off its input by
+    a smooth colour and brightness error; that difference, upscaled
+    bicubically, is added back (+0.1 dB on unseen aligned faces, README).
+    Detail finer than the input's pixels is the generator's, the rest the photo's.
+    """
+    sr = np.asarray(sr, np.float32)
+    size = lr.shape[0]
+    residual = np.asarray(lr, np.float32) - cv2.resize(sr, (size, size), interpolation=cv2.INTER_AREA)
+    return sr + cv2.resize(residual, sr.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+
+
+def _run_predict(predict, lr):
+    """float32 [N, 8n, 8n, 3] from predict(lr float32 [N, n, n, 3]); a tuple output's first item."""
+    out = predict(lr.astype(np.float32))
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    out = np.asarray(out, np.float32)
+    expected = (lr.shape[0], lr.shape[1] * al.SCALE, lr.shape[2] * al.SCALE, 3)
+    if out.shape != expected:
+        raise ValueError(f"predict returned shape {out.shape}, expected {expected}")
+    return out
+
+
+def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_large=False):
+    if face.size < min_face:
+        return TOO_SMALL
+    if frame_px > max_frame and not force_large:
+        return TOO_LARGE
+    return SUPER_RESOLVED
+
+
+def super_resolve_faces(photo, matrices, predict):
+    """(inputs, outputs, image maps) for faces whose 128-frame maps are `matrices`: the generator's
+    input crops (uint8 [n, n, 3], `alignment.input_crop`), its outputs corrected by `match_input`
+    (uint8 [8n, 8n, 3]) and each output's photo -> output-pixel 2x3 map."""
+    inputs, maps = zip(*(al.input_crop(photo, m) for m in matrices)) if matrices else ((), ())
+    outputs = [None] * len(inputs)
+    by_size = {}
+    for k, crop in enumerate(inputs):
+        by_size.setdefault(crop.shape[0], []).append(k)
+    for ks in by_size.values():   # one batch per crop size
+        for k, sr in zip(ks, _run_predict(predict, np.stack([inputs[k] for k in ks]))):
+            outputs[k] = np.clip(np.round(match_input(sr, inputs[k])), 0, 255).astype(np.uint8)
+    return list(inputs), outputs, list(maps)
+
+
+def super_resolve_photo(photo, predict, upscale=al.SCALE, min_face=MIN_FACE, max_frame=MAX_FRAME,
+                        force_large=False, detector=None, max_pixels=al.MAX_OUTPUT_PIXELS):
+    """Every face of a uint8 RGB photo [H, W, 3] the model can help, super-resolved; a `PhotoResult`.
+
+    predict(lr float32 [N, n, n, 3] on [0, 255]) -> float [N, 8n, 8n, 3] or a
+    tuple whose first item is that (the generator's outputs; it is fully
+    convolutional, n >= 16 is the face's crop, see `alignment.input_crop`). upscale:
+    whole number >= 1, the output is exactly upscale x the photo's size. The
+    size check runs first: a too-large request raises
+    alignment.PhotoTooLargeError (a ValueError). Faces are classified by
+    `status_of`; all but the super-resolved ones stay bicubic, as does a
+    photo without faces or under MIN_PHOTO_SIDE px.
+    """
+    start = time.perf_counter()
+    photo = al._check_photo(photo)
+    h, w = photo.shape[:2]
+    out_h, out_w = al.check_output_size(h, w, upscale, max_pixels)
+    upscale = int(upscale)
+    composed = cv2.resize(photo, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+    result = PhotoResult(composed=composed, faces=[], lr={}, sr={}, matrices=[], upscale=upscale,
+                         seconds={"detect": 0.0, "generator": 0.0, "total": 0.0},
+                         max_frame=float(max_frame), min_face=float(min_face))
+    if min(h, w) < MIN_PHOTO_SIDE:
+        result.note = f"too small to hold a face ({w}x{h} px, under {MIN_PHOTO_SIDE} px)"
+        result.seconds["total"] = time.perf_counter() - start
+        return result
+    found = al.detect_faces(photo, detector)
+    result.seconds["detect"] = time.perf_counter() - start
+    chosen = []
+    for k, face in enumerate(found):
+        matrix = al.frame_matrix(face.landmarks)
+        frame_px = al.frame_side(matrix)
+        status = status_of(face, frame_px, min_face, max_frame, force_large)
+        result.matrices.append(matrix)
+        result.faces.append({"box": [round(float(v), 1) for v in face.box], "frame_px": round(frame_px, 1),
+                             "confidence": round(face.confidence, 4), "status": status})
+        if status == SUPER_RESOLVED:
+            chosen.append(k)
+    if chosen:
+        t = time.perf_counter()
+        inputs, outputs, maps = super_resolve_faces(photo, [result.matrices[k] for k in chosen], predict)
+        result.seconds["generator"] = time.perf_counter() - t
+        for k, lr, sr, image_map in zip(chosen, inputs, outputs, maps):
+            result.lr[k], result.sr[k] = lr, sr
+            al.paste(composed, sr, image_map, result.matrices[k], upscale)
+    result.seconds["total"] = time.perf_counter() - start
+    return result
+
+
+def write_outputs(result, photo, out_dir, stem, figure=True):
+    """Write <stem>_SR.png, <stem>_faces/<k>_SR.png (+ <k>_LR.png, the input shown bicubic) for each
+    super-resolved face k (the index in result.faces, left to right, from 0) and
+    <stem>_before_after.png into out_dir; returns the written paths."""
+    from utils import write_png
+
+    written = []
+    path = os.path.join(out_dir, stem + "_SR.png")
+    write_png(path, result.composed)
+    written.append(path)
+    face_dir = os.path.join(out_dir, stem + "_faces")
+    for k in sorted(result.sr):
+        lr, sr = result.lr[k], result.sr[k]
+        for name, image in ((f"{k}_SR.png", sr),
+                            (f"{k}_LR.png", cv2.resize(lr, sr.shape[1::-1], interpolation=cv2.INTER_CUBIC))):
+            write_png(os.path.join(face_dir, name), image)
+            written.append(os.path.join(face_dir, name))
+    if figure:
+        path = os.path.join(out_dir, stem + "_before_after.png")
+        before_after_figure(photo, result.composed, path,
+                            faces=[(k, result.lr[k], result.sr[k]) for k in sorted(result.sr)])
+        written.append(path)
+    return written
+
+
+def before_after_figure(photo, composed, path, faces=(), max_side=1200, max_faces=6, title=None):
+    """Input photo | composed output side by side (both shown at one size), and below
+    the first `max_faces` faces (index, 16x16 input, SR) as input | SR pairs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h, w = composed.shape[:2]
+    shrink = min(1.0, max_side / max(h, w))
+    show_w, show_h = max(1, int(round(w * shrink))), max(1, int(round(h * shrink)))
+    after = cv2.resize(composed, (show_w, show_h), interpolation=cv2.INTER_AREA) if shrink < 1 else composed
+    before = cv2.resize(photo, (show_w, show_h), interpolation=cv2.INTER_NEAREST)
+    faces = list(faces)[:max_faces]
+    rows = 2 if faces else 1
+    cols = max(2, 2 * len(faces))
+    fig = plt.figure(figsize=(10, 5 * show_h / show_w + (2.2 if faces else 0) + 0.6))
+    grid = fig.add_gridspec(rows, cols, height_ratios=[5 * show_h / show_w, 2.0][:rows])
+    half = cols // 2
+    for i, (image, label) in enumerate(((before, f"input {photo.shape[1]}x{photo.shape[0]}"),
+                                        (after, f"output x{w // photo.shape[1]} ({w}x{h})"))):
+        ax = fig.add_subplot(grid[0, i * half:(i + 1) * half])
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    for j, (k, lr, sr) in enumerate(faces):
+        for i, (image, label) in enumerate(((lr, f"{k}: 16x16 input"), (sr, f"{k}: SR"))):
+            ax = fig.add_subplot(grid[1, 2 * j + i])
+            ax.imshow(image, interpolation="nearest")
+            ax.set_title(label, fontsize=8)
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
