@@ -292,15 +292,20 @@ class TFLiteInference:
         self._input, self._output = inputs[0]["index"], outputs[0]["index"]
         self.input_shape = tuple(int(d) for d in inputs[0]["shape"])
         self.batch_size = self.input_shape[0]
+        self._allocated = self.input_shape
         quantised = any(t["dtype"] == np.int8 for t in self.interpreter.get_tensor_details())
         self.precision = "int8" if quantised else "float32"
 
     def predict(self, lr):
         lr = np.asarray(lr, np.float32)
-        if lr.ndim != 4 or lr.shape[1:] != self.input_shape[1:]:
-            raise ExportError(f"this TFLite model takes [N, {', '.join(map(str, self.input_shape[1:]))}] "
-                              f"input, got {list(lr.shape)}")
-        b, chunks = self.batch_size, []
+        if lr.ndim != 4 or lr.shape[-1] != self.input_shape[-1] or 0 in lr.shape:
+            raise ExportError(f"this TFLite model takes [N, h, w, {self.input_shape[-1]}] input, "
+                              f"got {list(lr.shape)}")
+        # The generator is fully convolutional, so another input size (test.py --real_world
+        # feeds each face's own pixels, 16 px or more) runs once the input tensor is resized.
+        b = self.batch_size if lr.shape[1:] == self.input_shape[1:] else len(lr)
+        self._resize((b,) + lr.shape[1:])
+        chunks = []
         for start in range(0, len(lr), b):
             chunk = lr[start:start + b]
             if len(chunk) < b:
@@ -309,6 +314,12 @@ class TFLiteInference:
             self.interpreter.invoke()
             chunks.append(self.interpreter.get_tensor(self._output)[:len(lr) - start].copy())
         return np.concatenate(chunks), None
+
+    def _resize(self, shape):
+        if shape != self._allocated:
+            self.interpreter.resize_tensor_input(self._input, list(shape))
+            self.interpreter.allocate_tensors()
+            self._allocated = shape
 
 
 def load_exported(path, lr_size=16, output_nc=3):

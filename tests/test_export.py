@@ -125,6 +125,28 @@ def test_tflite_int8_is_quantised_and_close_to_fp32(exported):
     assert agreement > INT8_MIN_PSNR_DB, f"int8 vs fp32 PSNR {agreement:.1f} dB"
 
 
+def test_tflite_runs_other_input_sizes(exported):
+    """test.py --real_world feeds faces at their own size (22 px here); a fixed-size TFLite file must follow."""
+    generator = exported["generator"]
+    crops = np.stack([exported["hr"][i, 40:62, 50:72] for i in range(3)]).astype(np.float32)
+    want = generator(crops, training=False)[0].numpy()
+    for key, bound in (("float32", 0.5), ("int8", None)):
+        model = export.load_exported(str(exported["dir"] / export.TFLITE_FILES[key]))
+        got, _ = model.predict(crops)
+        assert got.shape == (3, 176, 176, 3)
+        if bound is not None:
+            assert np.abs(got - want).max() <= bound
+        else:
+            assert np.mean([psnr(to_uint8(g), to_uint8(w)) for g, w in zip(got, want)]) > INT8_MIN_PSNR_DB
+        # and back to the exported size, padded to its fixed batch
+        again, _ = model.predict(exported["lr"][:3])
+        assert again.shape == (3, 128, 128, 3)
+        if bound is not None:
+            assert np.abs(again - exported["sr"][:3]).max() <= bound
+    with pytest.raises(export.ExportError, match="input"):
+        model.predict(np.zeros((1, 16, 16, 1), np.float32))
+
+
 def test_loader_errors_are_one_line(tmp_path):
     with pytest.raises(export.ExportError, match="no TFLite file"):
         export.load_exported(str(tmp_path / "missing.tflite"))
