@@ -42,6 +42,10 @@ MIN_PHOTO_SIDE = 8   # a photo narrower than this cannot hold a face: not search
 # (down to ~5 px) gains: no lower limit.
 MAX_FRAME = 96.0
 MIN_FACE = 0.0
+# Output pixels per generator call: test.py's 16 faces of 128x128. Its
+# activations grow with the output's area (a 12-face photo of 89 px frames in
+# one call took over 15 GB), so larger faces go through a few at a time.
+MAX_BATCH_PIXELS = 16 * 128 * 128
 
 
 @dataclasses.dataclass
@@ -123,9 +127,12 @@ def super_resolve_faces(photo, matrices, predict):
     by_size = {}
     for k, crop in enumerate(inputs):
         by_size.setdefault(crop.shape[0], []).append(k)
-    for ks in by_size.values():   # one batch per crop size
-        for k, sr in zip(ks, _run_predict(predict, np.stack([inputs[k] for k in ks]))):
-            outputs[k] = np.clip(np.round(match_input(sr, inputs[k])), 0, 255).astype(np.uint8)
+    for n, same_size in by_size.items():   # batches of one crop size within MAX_BATCH_PIXELS
+        step = max(1, MAX_BATCH_PIXELS // (n * al.SCALE) ** 2)
+        for i in range(0, len(same_size), step):
+            ks = same_size[i:i + step]
+            for k, sr in zip(ks, _run_predict(predict, np.stack([inputs[k] for k in ks]))):
+                outputs[k] = np.clip(np.round(match_input(sr, inputs[k])), 0, 255).astype(np.uint8)
     return list(inputs), outputs, list(maps)
 
 

@@ -360,3 +360,25 @@ def test_test_py_real_world_cli(tmp_path):
         f"{k}_{kind}.png" for k in range(len(SMALL)) for kind in ("SR", "LR"))
     assert "broken.jpg" in result.stderr and "empty wall.png: no face found" in result.stdout
     assert "group.png: 4 of 4 faces super-resolved" in result.stdout
+
+
+def test_large_faces_reach_the_generator_a_few_at_a_time():
+    """The generator's memory grows with its output's area: a photo of many larger faces must not
+    go through in one call (12 faces of 89 px frames took over 15 GB), and batching must not
+    change any face's output."""
+    photo = background(3, (200, 400, 3))
+    matrices = [paste_face(photo, "006193.jpg", 40, 30 + 48 * i, 100) for i in range(7)]
+    calls = []
+
+    def recording_predict(lr):
+        calls.append(lr.shape)
+        return bicubic_predict(lr)
+
+    inputs, outputs, _ = ph.super_resolve_faces(photo, matrices, recording_predict)
+    n = inputs[0].shape[0]
+    assert all(x.shape[0] == n for x in inputs) and n > 16
+    assert sum(c[0] for c in calls) == 7 and len(calls) > 1
+    assert all(c[0] * (8 * n) ** 2 <= max(ph.MAX_BATCH_PIXELS, (8 * n) ** 2) for c in calls)
+    for k, crop in enumerate(inputs):   # each face alone gives the same output
+        _, alone, _ = ph.super_resolve_faces(photo, [matrices[k]], bicubic_predict)
+        np.testing.assert_array_equal(outputs[k], alone[0])
