@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from models import load_generator
+from tests.references import released_hr as hr_face
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLE = os.path.join(ROOT, "checkpoint", "CelebA")
@@ -37,15 +38,6 @@ def test_bundled_weights_are_the_full_generator_stored_as_float16():
     assert generator.count_params() == 11_912_582 and {w.dtype for w in generator.weights} == {"float32"}
     for name in ("opt.txt", "opt.json", "loss_log.txt", "validation.csv", "validation.png", "loss_curves.png"):
         assert os.path.getsize(os.path.join(BUNDLE, name)) > 0, name
-
-
-def hr_face(path):
-    """Largest centred square, 128x128 INTER_LINEAR (the released test recipe)."""
-    image = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return cv2.resize(image[top:top + side, left:left + side], (128, 128), interpolation=cv2.INTER_LINEAR)
 
 
 def psnr(a, b):

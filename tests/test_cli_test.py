@@ -17,6 +17,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
 from models import build_generator, save_generator
+from tests.references import read_rgb, released_hr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_IMAGES = os.path.join(ROOT, "datasets", "test")
@@ -30,19 +31,6 @@ PAPER_KEYS = ["fr_psnr", "fr_ssim", "fr_images", "vif", "tar_algo_0.5", "tar_alg
 def run_test_py(*args, env=None, timeout=400):
     return subprocess.run([sys.executable, "test.py", "--gpu_ids", "-1", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def read_rgb(path):
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def released_hr(path):
-    """The released test recipe: largest centred square, 128x128 INTER_LINEAR."""
-    image = read_rgb(path)
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return cv2.resize(image[top:top + side, left:left + side], (128, 128), interpolation=cv2.INTER_LINEAR)
 
 
 def released_lr(hr):

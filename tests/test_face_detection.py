@@ -5,24 +5,15 @@ that always returns None would pass too.)
 """
 import os
 
-import cv2
 import numpy as np
 import pytest
 
 dlib = pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
 from metrics.face import FaceTools  # noqa: E402
+from tests.references import released_hr as hr_face
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "datasets", "test")
-
-
-def hr_face(path):
-    """The released test recipe: largest centred square, 128x128 INTER_LINEAR, RGB."""
-    image = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return cv2.resize(image[top:top + side, left:left + side], (128, 128), interpolation=cv2.INTER_LINEAR)
 
 
 def test_the_face_of_every_sample_is_found_where_dlib_finds_it():

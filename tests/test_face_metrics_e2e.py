@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 
-import cv2
 import keras
 import numpy as np
 import pytest
@@ -24,22 +23,11 @@ from skimage.metrics import structural_similarity
 dlib = pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
 from models.identity import build_facenet  # noqa: E402
 from test_eval_metrics import _gray, _vifp_mscale_reference  # noqa: E402
+from tests.references import read_rgb, released_hr as hr_face
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 STEMS = [os.path.splitext(n)[0] for n in sorted(os.listdir(SAMPLES))[:3]]
-
-
-def read_rgb(path):
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-
-
-def hr_face(path):
-    image = read_rgb(path)
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return cv2.resize(image[top:top + side, left:left + side], (128, 128), interpolation=cv2.INTER_LINEAR)
 
 
 def dlib_model(name):
