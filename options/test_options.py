@@ -81,6 +81,11 @@ class TestOptions(BaseOptions):
         if opt.real_world and opt.crop_size != 128:
             parser.error(f"--real_world aligns faces to the 128x128 training frame: --crop_size must be 128, "
                          f"got {opt.crop_size}")
+        if opt.degradation != "bilinear" and (opt.lr_input or opt.real_world):
+            parser.error(f"--degradation {opt.degradation} makes the LR face from an HR one: it does not apply "
+                         f"to {'--lr_input' if opt.lr_input else '--real_world'}")
+        if opt.force_large and not opt.real_world:
+            parser.error("--force_large is for --real_world photos: aligned faces are always super-resolved")
         if opt.int8 and opt.mixed_precision:
             parser.error("--int8 and --mixed_precision exclude each other: the int8 model has its own precision")
         if opt.workers is None:

@@ -72,3 +72,16 @@ def test_test_py_feeds_the_model_the_chosen_lr(kind, generator, tmp_path):  # no
         np.testing.assert_array_equal(bicubic, cv2.resize(lr, (128, 128), interpolation=cv2.INTER_CUBIC))
         trained_way = cv2.resize(released_lr(hr), (128, 128), interpolation=cv2.INTER_CUBIC)
         assert not np.array_equal(bicubic, trained_way)  # the input was not the training degradation's
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--degradation", "jpeg", "--lr_input"], "does not apply to --lr_input"),
+    (["--degradation", "area", "--real_world"], "does not apply to --real_world"),
+    (["--force_large"], "--force_large is for --real_world"),
+])
+def test_flags_that_cannot_act_are_refused(argv, words, capsys):
+    from options.test_options import TestOptions
+
+    with pytest.raises(SystemExit):
+        TestOptions().parse(argv + ["--test_path", TEST_IMAGES])
+    assert words in capsys.readouterr().err
