@@ -56,3 +56,16 @@ def no_outside_connection():
     attempts = network_attempts()
     if attempts:
         pytest.fail("attempted a connection beyond this machine: " + "; ".join(attempts[:3]))
+
+
+@pytest.fixture
+def random_weights(tmp_path):
+    """Path of a freshly initialised generator's weights (seed 0): a model test.py loads in seconds."""
+    import keras
+
+    from models import build_generator, save_generator
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "g.weights.h5"
+    save_generator(build_generator(16, 3), str(path))
+    return path

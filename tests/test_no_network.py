@@ -4,11 +4,9 @@ import socket
 import subprocess
 import sys
 
-import keras
 import pytest
 
 from conftest import network_attempts
-from models import build_generator, save_generator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FACE = os.path.join(ROOT, "datasets", "test", sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[0])
@@ -33,17 +31,14 @@ def test_the_guard_refuses_outside_connections_and_records_them():
     assert network_attempts() == []
 
 
-def test_test_py_defaults_try_no_facenet_download(tmp_path):
+def test_test_py_defaults_try_no_facenet_download(tmp_path, random_weights):
     """Without FaceNet weights in ~/.keras-facenet, `python test.py` would ask keras-facenet to fetch them."""
     images = tmp_path / "faces"
     images.mkdir()
     os.symlink(FACE, images / os.path.basename(FACE))
-    keras.utils.set_random_seed(0)
-    weights = tmp_path / "g.weights.h5"
-    save_generator(build_generator(16, 3), str(weights))
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "test.py", "--gpu_ids", "-1", "--test_path", str(images),
-                             "--weight_path", str(weights), "--image_save_path", str(out), "--num_figures", "0",
+                             "--weight_path", str(random_weights), "--image_save_path", str(out), "--num_figures", "0",
                              "--no_fr", "--no_vif", "--no_tar_algo"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, HOME=str(tmp_path / "home")))
