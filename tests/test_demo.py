@@ -281,6 +281,8 @@ def test_page_in_chromium_shows_the_result_of_an_upload_and_errors(server, brows
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(not_image))
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload img"))  # uploaded
     browser.find_element(By.CSS_SELECTOR, "#run").click()
-    toast = WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]"))
+    # the toast's element appears a moment before its text: wait for the text
+    toast = WebDriverWait(browser, 60).until(
+        lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]") if t.text.strip()])
     assert "This file is not an image we can read" in toast[0].text, toast[0].text
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
