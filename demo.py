@@ -87,7 +87,7 @@ def enhance_face(image, predict):
     --lr_input path for a 16x16 image."""
     from data.degradation import degrade
     from data.images import prepare_hr, prepare_lr, upscale_bicubic
-    from metrics.quality import to_uint8
+    from utils import to_uint8
 
     start = time.perf_counter()
     if image.shape[:2] == (LR_SIDE, LR_SIDE):
@@ -240,7 +240,7 @@ def group_photo(paths, out_path):
     """A 256x160 'photo' of five bundled faces (aligned frames of 18 to 56 px, as `GROUP` places
     them) on a smooth background; written to out_path."""
     from data.images import read_image
-    from utils import write_png
+    from utils import to_uint8, write_png
 
     rng = np.random.default_rng(0)
     low = rng.uniform(60, 200, (3, 4, 3)).astype(np.float32)
@@ -251,7 +251,7 @@ def group_photo(paths, out_path):
         face = cv2.resize(face[top:top + face.shape[1]], (side, side), interpolation=cv2.INTER_AREA)
         y0, x0 = cy - side // 2, cx - side // 2
         photo[y0:y0 + side, x0:x0 + side] = face
-    write_png(out_path, np.clip(np.round(photo), 0, 255).astype(np.uint8))
+    write_png(out_path, to_uint8(photo))
     return out_path
 
 

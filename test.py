@@ -307,7 +307,7 @@ def main(argv=None):
     from metrics.brisque import KEYS as BRISQUE_KEYS
     from metrics.evaluator import Evaluation, prefetched
     from metrics.identification import summary as identification_summary
-    from metrics.quality import to_uint8
+    from utils import to_uint8
     from utils import describe_device, output_stems
     from visualizer import comparison_figure
 

@@ -557,7 +557,8 @@ class Trainer:
 
     def validate(self):
         """Mean PSNR/SSIM on the validation faces; keeps the best generator."""
-        from metrics.quality import quality, to_uint8
+        from metrics.quality import quality
+        from utils import to_uint8
         from models import save_generator
         from visualizer import validation_curve
 
@@ -591,7 +592,7 @@ class Trainer:
 
         from data.canny import canny_targets
         from data.images import upscale_bicubic
-        from metrics.quality import to_uint8
+        from utils import to_uint8
         from visualizer import image_grid
 
         count = min(GRID_IMAGES, len(self.val_lr))

@@ -1,9 +1,104 @@
-"""Small helpers shared by train.py and test.py: writing images, naming outputs, the device line."""
+"""The project's small helpers, one home each: messages, atomic writes, means, uint8, starting TensorFlow.
+
+Imports no TensorFlow: entry points import this before their options set
+CUDA_VISIBLE_DEVICES, then call `start_tensorflow`.
+"""
+import contextlib
+import math
 import os
 import platform
+import re
+import sys
+import tempfile
 
 import cv2
 import numpy as np
+
+# What TensorFlow's C++ side prints while it loads and looks for GPUs on a machine with none:
+# absl's notice, "Could not find cuda drivers", "failed call to cuInit: ... (303)". Users read it
+# as a failure. Other lines printed then are passed on.
+_STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] .*"
+    r"|E\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] failed call to cuInit: .*)$")
+
+
+def fail(prog, message, code=1):
+    """One line on stderr and a non-zero exit, no traceback."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def warn(prog, message):
+    print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yields a temporary path beside `path`; on success it replaces `path` in one step, else it goes.
+
+    A run killed mid-write leaves `path` as it was, never truncated. `suffix` keeps an
+    extension a writer insists on (Keras: ".weights.h5").
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path, text):
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def finite_mean(values):
+    """(mean of the finite values, how many were inf or NaN and left out: a PSNR is inf for an SR equal to its HR)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return (float(sum(finite) / len(finite)) if finite else float("nan")), len(values) - len(finite)
+
+
+def mean_rows(rows, keys):
+    """{key: mean of the finite values of rows[i][key]}: the mean row of per-image metric rows."""
+    return {k: finite_mean([r[k] for r in rows])[0] for k in keys}
+
+
+def to_uint8(image):
+    """Round to the nearest integer and clip to [0, 255], as the released code saves images."""
+    return np.clip(np.round(np.asarray(image, np.float64)), 0, 255).astype(np.uint8)
+
+
+def start_tensorflow():
+    """Import TensorFlow and find its devices with their C++ start-up lines filtered out; returns the module.
+
+    Entry points call it once their options have set CUDA_VISIBLE_DEVICES, before any module
+    that imports TensorFlow. Our own messages, and anything else printed meanwhile, stay visible.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's INFO/WARNING lines after start-up
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # CUDA's probe prints now, not at the first op
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines()
+                    if not _STARTUP_NOISE.match(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+    return tf
 
 
 def write_png(path, rgb):

@@ -27,10 +27,9 @@ import math
 import cv2
 import numpy as np
 
-FRAME = 128          # side of the aligned face (the HR training frame)
-SCALE = 8            # the generator's factor: FRAME // SCALE = 16 px input
-CELEBA_SIZE = (218, 178)   # aligned CelebA image (height, width)
-CELEBA_CROP = 178          # the paper's centre crop, top row (218 - 178) // 2 = 20
+from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME, SCALE
+from utils import to_uint8
+
 MAX_OUTPUT_PIXELS = 100_000_000   # composed photos above this are refused
 INPUT = FRAME // SCALE     # the generator's input side (16)
 DETECTOR_WINDOW = 12       # MTCNN's P-Net window: the smallest box it sees in the image it is given
@@ -315,7 +314,7 @@ def paste(canvas, image, image_matrix, face_matrix, upscale):
     warped = cv2.warpAffine(image, to_out - shift, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC,
                             borderMode=cv2.BORDER_REPLICATE)
     base = canvas[y0:y1, x0:x1]
-    blend = np.clip(np.round(base * (1 - m[..., None]) + warped * m[..., None]), 0, 255).astype(np.uint8)
+    blend = to_uint8(base * (1 - m[..., None]) + warped * m[..., None])
     canvas[y0:y1, x0:x1] = np.where(m[..., None] > 0, blend, base)
     placed[y0:y1, x0:x1] = m
     return placed

@@ -8,7 +8,8 @@ function for test.py (eager, on a batch) and the tf.data pipeline (in graph).
 """
 import tensorflow as tf
 
-SCALE = 8
+from data.constants import DEGRADATIONS, JPEG_QUALITY, SCALE
+
 STEPS = 3  # 2 ** STEPS == SCALE
 
 
@@ -38,11 +39,6 @@ def degrade(hr):
     """The H/8 x W/8 LR input for HR pixels (batch or single image)."""
     return pyramid(hr)[-1]
 
-
-# test.py --degradation: faces made otherwise than in training, to see how the
-# model does on inputs it was not trained on. "bilinear" is `degrade` itself.
-DEGRADATIONS = ("bilinear", "area", "jpeg")
-JPEG_QUALITY = 75
 
 
 def jpeg_roundtrip(image, quality=JPEG_QUALITY):

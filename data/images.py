@@ -4,11 +4,9 @@ import os
 import cv2
 import numpy as np
 
+from data.constants import CELEBA_CROP, DATASET_MODES, VGGFACE2_CROP
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-DATASET_MODES = ("folder", "celeba", "vggface2")
-# The paper's VGGFace2 protocol: centre crop of 0.7 x min(h, w).
-VGGFACE2_CROP = 0.7
-CELEBA_CROP = 178
 
 
 class ImageReadError(ValueError):

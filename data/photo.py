@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 
 from data import alignment as al
+from data.constants import SCALE
+from utils import to_uint8
 
 SUPER_RESOLVED = "super-resolved"
 TOO_LARGE = "too large for the 8x model: left as bicubic"
@@ -104,7 +106,7 @@ def _run_predict(predict, lr):
     if isinstance(out, (tuple, list)):
         out = out[0]
     out = np.asarray(out, np.float32)
-    expected = (lr.shape[0], lr.shape[1] * al.SCALE, lr.shape[2] * al.SCALE, 3)
+    expected = (lr.shape[0], lr.shape[1] * SCALE, lr.shape[2] * SCALE, 3)
     if out.shape != expected:
         raise ValueError(f"predict returned shape {out.shape}, expected {expected}")
     return out
@@ -128,15 +130,15 @@ def super_resolve_faces(photo, matrices, predict):
     for k, crop in enumerate(inputs):
         by_size.setdefault(crop.shape[0], []).append(k)
     for n, same_size in by_size.items():   # batches of one crop size within MAX_BATCH_PIXELS
-        step = max(1, MAX_BATCH_PIXELS // (n * al.SCALE) ** 2)
+        step = max(1, MAX_BATCH_PIXELS // (n * SCALE) ** 2)
         for i in range(0, len(same_size), step):
             ks = same_size[i:i + step]
             for k, sr in zip(ks, _run_predict(predict, np.stack([inputs[k] for k in ks]))):
-                outputs[k] = np.clip(np.round(match_input(sr, inputs[k])), 0, 255).astype(np.uint8)
+                outputs[k] = to_uint8(match_input(sr, inputs[k]))
     return list(inputs), outputs, list(maps)
 
 
-def super_resolve_photo(photo, predict, upscale=al.SCALE, min_face=MIN_FACE, max_frame=MAX_FRAME,
+def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_frame=MAX_FRAME,
                         force_large=False, detector=None, max_pixels=al.MAX_OUTPUT_PIXELS):
     """Every face of a uint8 RGB photo [H, W, 3] the model can help, super-resolved; a `PhotoResult`.
 

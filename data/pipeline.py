@@ -43,7 +43,8 @@ from tqdm import tqdm
 
 from data.augment import augment
 from data.canny import HIGH, LOW, canny_maps
-from data.degradation import SCALE, degrade, pyramid
+from data.constants import SCALE
+from data.degradation import degrade, pyramid
 from data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, prepare_hr, read_image
 
 log = logging.getLogger(__name__)

@@ -15,11 +15,6 @@ _C1 = (0.01 * 255) ** 2
 _C2 = (0.03 * 255) ** 2
 
 
-def to_uint8(image):
-    """Round and clip a float image to uint8, as the SR PNGs are written."""
-    return np.clip(np.round(np.asarray(image, np.float64)), 0, 255).astype(np.uint8)
-
-
 def rgb_to_y(image):
     """ITU-R BT.601 luma on the [16, 235] scale, float64 [H, W]."""
     rgb = np.asarray(image, np.float64)

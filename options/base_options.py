@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 
-DATASET_MODES = ("folder", "celeba", "vggface2")
+from data.constants import DATASET_MODES, SCALE
 
 
 class BaseOptions:
@@ -46,8 +46,8 @@ class BaseOptions:
     def validate(self, opt, parser):
         if opt.batchSize < 1:
             parser.error(f"--batchSize must be at least 1, got {opt.batchSize}")
-        if opt.crop_size < 8 or opt.crop_size % 8:
-            parser.error(f"--crop_size must be a positive multiple of 8, got {opt.crop_size}")
+        if opt.crop_size < SCALE or opt.crop_size % SCALE:
+            parser.error(f"--crop_size must be a positive multiple of {SCALE}, got {opt.crop_size}")
         if opt.load_size < opt.crop_size:
             parser.error(f"--load_size ({opt.load_size}) must be at least --crop_size ({opt.crop_size})")
         gpu_ids = [s.strip() for s in str(opt.gpu_ids).split(",") if s.strip()]
@@ -58,7 +58,7 @@ class BaseOptions:
         parser = self.parser()
         opt = parser.parse_args(args)
         self.validate(opt, parser)
-        opt.lr_size = opt.crop_size // 8
+        opt.lr_size = opt.crop_size // SCALE
         opt.experiment_dir = os.path.join(opt.checkpoint_path, opt.save_path)
         apply_gpu_ids(opt.gpu_ids)
         # TF's C++ INFO/WARNING lines (oneDNN, CUDA probing) would bury our one-line messages

@@ -1,10 +1,8 @@
 """Options of test.py (edit the defaults here)."""
 import os
 
+from data.constants import DEGRADATIONS
 from options.base_options import BaseOptions
-
-# data.degradation imports TensorFlow, which must wait for --gpu_ids.
-DEGRADATIONS = ("bilinear", "area", "jpeg")
 
 # SSIM's 11x11 window must fit in the HR face.
 MIN_HR_CROP = 16

@@ -394,7 +394,8 @@ def sample_faces(ctx):
 
 def run_quality(args, ctx):
     np = ctx.np
-    from metrics.quality import psnr, to_uint8
+    from metrics.quality import psnr
+    from utils import to_uint8
 
     faces = sample_faces(ctx)
     outputs = getattr(ctx, "sample_outputs", {})

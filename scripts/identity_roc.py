@@ -42,7 +42,7 @@ from collections import Counter
 
 import numpy as np
 
-from options.base_options import DATASET_MODES
+from data.constants import DATASET_MODES
 
 PROG = "identity_roc"
 MODELS = ("algorithm", "network")

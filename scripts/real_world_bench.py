@@ -72,7 +72,7 @@ def group_photos(paths, count, cols, rows, seed):
     """[(original uint8 photo, [(left, top) of each tile])]: enough photos for `count` faces."""
     import numpy as np
 
-    from data.alignment import CELEBA_SIZE
+    from data.constants import CELEBA_SIZE
     from data.images import read_image
 
     rng = np.random.default_rng(seed)
@@ -108,7 +108,7 @@ def true_matrix(origin, factor):
     """2x3 map shrunk-photo pixel -> the 128 frame of the tile at `origin` (its 178x178 crop)."""
     import numpy as np
 
-    from data.alignment import CELEBA_CROP, CELEBA_SIZE, FRAME
+    from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME
 
     left, top = origin[0], origin[1] + (CELEBA_SIZE[0] - CELEBA_CROP) // 2
     k = FRAME / CELEBA_CROP
@@ -126,7 +126,8 @@ def region_psnr(a, b, region):
 
 
 def frame_centre(matrix):
-    from data.alignment import FRAME, invert
+    from data.alignment import invert
+    from data.constants import FRAME
 
     inv = invert(matrix)
     c = (FRAME - 1) / 2

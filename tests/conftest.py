@@ -12,6 +12,8 @@ import tempfile
 
 import pytest
 
+# the repository: tests run the entry points from here
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "netguard")
 LOG = os.path.join(tempfile.mkdtemp(prefix="eipnet-network-"), "attempts.txt")
 GUARD_ENV = {"EIPNET_NO_DOWNLOAD": "1", "EIPNET_TEST_NETWORK_LOG": LOG}

@@ -19,8 +19,8 @@ import pytest
 from data.images import read_image
 from models import build_generator, save_generator
 from utils import output_stems
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FACE = os.path.join(ROOT, "datasets", "test", "002993.jpg")
 NO_HEAVY = ["--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"]
 
@@ -168,6 +168,7 @@ def test_read_image_decodes_the_corpus(corpus):
         pytest.skip("Pillow not installed: no CMYK or EXIF-rotated JPEG in the corpus")
 
 
+@pytest.mark.slow
 def test_corpus_run(corpus, weights, tmp_path):
     root, ok, bad = corpus
     out = tmp_path / "out"
@@ -201,6 +202,7 @@ def test_corpus_run(corpus, weights, tmp_path):
     assert len(metrics) == 1 + len(ok) and any(line.startswith("名前 with space,") for line in metrics)
 
 
+@pytest.mark.slow
 def test_nothing_readable_is_an_error(tmp_path, weights, main):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "sub").mkdir()
@@ -227,6 +229,7 @@ def test_nothing_readable_is_an_error(tmp_path, weights, main):
     (["--test_path", "no/such/folder"], "--test_path no/such/folder is not a folder"),
     (["--num_figures", "-1"], "--num_figures must be >= 0"),
 ])
+@pytest.mark.slow
 def test_invalid_options(args, message):
     result = subprocess.run([sys.executable, "test.py", *args], cwd=ROOT, capture_output=True, text=True,
                             timeout=60)
@@ -235,6 +238,7 @@ def test_invalid_options(args, message):
     assert len(errors) == 1 and message in errors[0] and errors[0] == result.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_bad_checkpoints_name_the_file(tmp_path, weights, main):
     truncated = tmp_path / "truncated" / "generator.weights.h5"
     truncated.parent.mkdir()
@@ -255,6 +259,7 @@ def test_bad_checkpoints_name_the_file(tmp_path, weights, main):
         assert not out.exists()  # nothing written before the weights load
 
 
+@pytest.mark.slow
 def test_results_are_not_overwritten_unless_asked(tmp_path, weights, main):
     src = tmp_path / "faces"
     src.mkdir()

@@ -9,14 +9,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import cv2
 import h5py
 import numpy as np
 
 from models import load_generator
 from tests.references import released_hr as hr_face
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLE = os.path.join(ROOT, "checkpoint", "CelebA")
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 # Measured on the 8 sample faces (README, "Results of the bundled checkpoint"):
@@ -45,6 +47,7 @@ def psnr(a, b):
     return 10 * np.log10(255.0 ** 2 / mse)
 
 
+@pytest.mark.slow
 def test_python_test_py_without_arguments_beats_bicubic(tmp_path):
     out = tmp_path / "result"  # everything else at its default: the bundled generator on datasets/test
     result = subprocess.run([sys.executable, "test.py", "--image_save_path", str(out)], cwd=ROOT,

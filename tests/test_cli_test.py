@@ -18,8 +18,8 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from models import build_generator, save_generator
 from tests.references import read_rgb, released_hr
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_IMAGES = os.path.join(ROOT, "datasets", "test")
 STEMS = sorted(os.path.splitext(n)[0] for n in os.listdir(TEST_IMAGES))
 NO_HEAVY = ["--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net", "--no_brisque"]
@@ -72,6 +72,7 @@ def hr_run(generator, tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_hr_mode_writes_every_output(hr_run):
     out, result = hr_run
     for stem in STEMS:
@@ -90,6 +91,7 @@ def test_hr_mode_writes_every_output(hr_run):
     assert f"8 images -> {out}" in result.stdout and "PSNR" in result.stdout
 
 
+@pytest.mark.slow
 def test_sr_images_match_an_independent_computation(hr_run, generator):
     out, _ = hr_run
     hrs = [released_hr(os.path.join(TEST_IMAGES, s + ".jpg")) for s in STEMS]
@@ -109,6 +111,7 @@ def test_sr_images_match_an_independent_computation(hr_run, generator):
             peak_signal_noise_ratio(hr, bicubic, data_range=255), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_batches_and_a_second_run_beside_the_first(hr_run, generator, tmp_path):
     """--batchSize 3 into a folder that holds results; missing eval dependencies only warn."""
     out, _ = hr_run
@@ -138,6 +141,7 @@ def test_batches_and_a_second_run_beside_the_first(hr_run, generator, tmp_path):
     assert summary["images"] == 8 and not any(k in summary for k in PAPER_KEYS + ["brisque", "rank1"])
 
 
+@pytest.mark.slow
 def test_lr_input(generator, tmp_path):
     rng = np.random.default_rng(3)
     src = tmp_path / "lr"
@@ -162,6 +166,7 @@ def test_lr_input(generator, tmp_path):
     assert summary["mode"] == "lr_input" and summary["images"] == 4 and "psnr" not in summary
 
 
+@pytest.mark.slow
 def test_help_lists_every_flag():
     result = subprocess.run([sys.executable, "test.py", "--help"], cwd=ROOT, capture_output=True, text=True,
                             timeout=60)

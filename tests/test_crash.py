@@ -39,6 +39,7 @@ def logged_iteration(log):
     return int(found[-1]) if found else 0
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
     folder, pause = tmp_path / "killed", tmp_path / "pause"
     pause.mkdir()
@@ -99,6 +100,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
     print(f"survived {kills} SIGKILLs ({during_save} during a save)")
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once(tmp_path):
     pause = tmp_path / "pause"
     pause.mkdir()

@@ -19,6 +19,7 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -27,7 +28,6 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["SE_OFFLINE"] = "true"
 os.environ["SE_AVOID_STATS"] = "true"
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = sorted(os.path.join(ROOT, "datasets", "test", n) for n in os.listdir(os.path.join(ROOT, "datasets", "test")))
 START_TIMEOUT = 300
 CHROMIUM = "/usr/bin/chromium"
@@ -125,6 +125,7 @@ def psnr(a, b):
 
 # ----------------------------------------------------------------- API
 
+@pytest.mark.slow
 def test_photo_through_api_is_upscaled_and_differs_from_bicubic(client, tmp_path):
     path = group_photo(tmp_path)
     photo = read_rgb(path)
@@ -151,6 +152,7 @@ def test_photo_through_api_is_upscaled_and_differs_from_bicubic(client, tmp_path
         assert diff > 2.0, (row, diff)
 
 
+@pytest.mark.slow
 def test_aligned_face_through_api_matches_the_training_path(client):
     path = SAMPLES[0]
     hr, lr = training_lr(path)
@@ -167,6 +169,7 @@ def test_aligned_face_through_api_matches_the_training_path(client):
     assert stated[0] > stated[1]
 
 
+@pytest.mark.slow
 def test_a_16x16_upload_is_the_model_input_itself(client, tmp_path):
     _, lr = training_lr(SAMPLES[1])
     path = write_rgb(str(tmp_path / "lr.png"), lr)
@@ -176,6 +179,7 @@ def test_a_16x16_upload_is_the_model_input_itself(client, tmp_path):
     assert "no original to measure against" in status
 
 
+@pytest.mark.slow
 def test_bad_input_gets_a_message_and_the_server_stays_up(client, tmp_path):
     from gradio_client.exceptions import AppError
 
@@ -210,6 +214,7 @@ def test_bad_input_gets_a_message_and_the_server_stays_up(client, tmp_path):
     assert read_rgb(sr_path).shape == (128, 128, 3)
 
 
+@pytest.mark.slow
 def test_concurrent_requests_queue_and_all_finish(client):
     jobs = [client.submit(__import__("gradio_client").handle_file(p), "aligned face", 4, api_name="/enhance")
             for p in SAMPLES[3:6]]
@@ -243,6 +248,7 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_page_in_chromium_shows_the_result_of_an_upload_and_errors(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
         "--gpu_ids", "-1", "--val_images", "2", "--display_epoch_freq", "0", "--display_iter_freq", "0",
         "--cache_memory_mb", "64", "--load_size", "16", "--crop_size", "16", "--print_iter_freq", "1"]
@@ -33,6 +33,7 @@ def run_child(*args):
     return result.stdout
 
 
+@pytest.mark.slow
 def test_two_mirrored_replicas_update_like_one_device_and_checkpoints_cross_over(tmp_path):
     out = run_child("replicas", tmp_path)
     assert "--batchSize 3 does not split evenly over 2 replicas: give a multiple of 2" in out, out[-3000:]
@@ -104,6 +105,7 @@ def _run_workers(tmp_path, phase, *extra):
     return outputs, weights[0]
 
 
+@pytest.mark.slow
 def test_multi_worker_on_localhost_trains_in_step_only_the_chief_saves_and_resumes(tmp_path):
     from train import parse_loss_log
 

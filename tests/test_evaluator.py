@@ -15,8 +15,8 @@ from metrics.evaluator import Evaluation, evaluate_face, prefetched
 from metrics.identity_match import IdentityEvaluator
 from metrics.quality import psnr, quality, ssim
 from metrics.vif import vif
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_IMAGES = os.path.join(ROOT, "datasets", "test")
 BUNDLED = os.path.join(ROOT, "checkpoint", "CelebA")
 TIMING_KEYS = ("images_per_s", "faces_per_s", "workers")
@@ -123,6 +123,7 @@ def _facenet_weights():
     return next((w for w in (KERAS_FACENET_WEIGHTS, CONVERTED_WEIGHTS) if os.path.isfile(w)), None)
 
 
+@pytest.mark.slow
 def test_metrics_csv_is_byte_identical_for_any_workers(tmp_path):
     """The full protocol (every metric whose dependencies are here) serially and across 2 processes."""
     weights = _facenet_weights()

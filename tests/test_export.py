@@ -13,12 +13,13 @@ import tensorflow as tf
 
 from data.degradation import degrade
 from data.images import list_images, prepare_hr, read_image
-from metrics.quality import psnr, to_uint8
+from metrics.quality import psnr
+from utils import to_uint8
 from models import export
 from models.checkpoint import load_generator, save_generator
 from models.generator import build_generator
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_FACES = os.path.join(ROOT, "datasets", "test")
 TRAIN_FACES = os.path.join(ROOT, "datasets", "train")
 TFLITE_BATCH = 2  # fixed batch of the exported TFLite files: predict() must chunk and pad
@@ -239,6 +240,7 @@ def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
     assert training["+ identity (L_id)"]["peak_rss_mb"] > base_peak + 50
 
 
+@pytest.mark.slow
 def test_test_py_runs_exported_models(exported, tmp_path):
     """test.py --weight_path takes a .tflite file or a SavedModel folder and writes the Keras model's SR."""
     import subprocess

@@ -11,8 +11,8 @@ import pytest
 dlib = pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
 from metrics.face import FaceTools  # noqa: E402
 from tests.references import released_hr as hr_face
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 
 

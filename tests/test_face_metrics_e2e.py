@@ -24,8 +24,8 @@ dlib = pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -
 from models.identity import build_facenet  # noqa: E402
 from test_eval_metrics import _gray, _vifp_mscale_reference  # noqa: E402
 from tests.references import read_rgb, released_hr as hr_face
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 STEMS = [os.path.splitext(n)[0] for n in sorted(os.listdir(SAMPLES))[:3]]
 
@@ -48,6 +48,7 @@ def facenet_distance(model, images, hr):
     return [float(np.sum((e - emb[-1]) ** 2)) for e in emb[:-1]]
 
 
+@pytest.mark.slow
 def test_face_metrics_of_test_py_match_dlib_and_facenet_called_here(tmp_path):
     faces = tmp_path / "faces"
     faces.mkdir()

@@ -90,6 +90,7 @@ def dlib_box(hr):
     return max(r.top(), 0), min(r.bottom(), hr.shape[0]), max(r.left(), 0), min(r.right(), hr.shape[1])
 
 
+@pytest.mark.slow
 def test_test_py_rank1_on_identity_folders(generator, tmp_path):  # noqa: F811
     """Four people, each a face and its mirror image: SR, bicubic and HR rank-1 match a brute force over
     dlib descriptors of the written images; an identities file overrides the folders."""

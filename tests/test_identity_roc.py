@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from scripts import identity_roc as roc
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = sorted(os.path.join(ROOT, "datasets", "test", n) for n in os.listdir(os.path.join(ROOT, "datasets", "test"))
                  if n.endswith(".jpg"))
 

@@ -12,12 +12,13 @@ import keras
 import numpy as np
 import pytest
 
-from metrics.quality import psnr, to_uint8
+from metrics.quality import psnr
+from utils import to_uint8
 from models import build_generator, save_generator
 from models import int8
 from models.export import ExportError
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_IMAGES = os.path.join(ROOT, "datasets", "test")
 LR = 4
 
@@ -48,6 +49,7 @@ def test_vnni_is_read_from_cpuinfo(tmp_path):
     assert not int8.lacks_vnni(str(tmp_path / "absent"))  # unknown: no warning without evidence
 
 
+@pytest.mark.slow
 def test_export_once_cache_by_content_never_stale(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     folder = tmp_path / "weights"
@@ -112,6 +114,7 @@ def run_test_py(*args, env=None):
                           capture_output=True, text=True, timeout=600, env=env)
 
 
+@pytest.mark.slow
 def test_test_py_int8_end_to_end(tmp_path):
     folder = tmp_path / "weights"
     folder.mkdir()

@@ -12,8 +12,8 @@ import numpy as np
 from models import load_generator
 from models.export import TFLITE_FILES, load_exported
 from scripts import export as export_script
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLE = os.path.join(ROOT, "checkpoint", "CelebA")
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 MAX_INT8_LOSS_DB = 0.1

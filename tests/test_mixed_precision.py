@@ -6,13 +6,14 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import train
 from models import load_generator
 from options.train_options import TrainOptions
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
         "--load_size", "16", "--crop_size", "16", "--batchSize", "1", "--lambda_id", "0", "--val_images", "2",
         "--gpu_ids", "-1", "--print_iter_freq", "1", "--display_epoch_freq", "0", "--display_iter_freq", "0",
@@ -61,6 +62,7 @@ def test_mixed_precision_trains_skips_overflows_and_saves_float32_weights(tmp_pa
         assert np.isfinite(generator(lr)[0].numpy()).all()
 
 
+@pytest.mark.slow
 def test_test_py_mixed_precision_matches_float32(tmp_path):
     """test.py --mixed_precision: float16 compute gives the float32 model's faces to within float16 rounding."""
     import json
@@ -71,7 +73,8 @@ def test_test_py_mixed_precision_matches_float32(tmp_path):
 
     from data.degradation import degrade
     from data.images import list_images, prepare_hr, read_image
-    from metrics.quality import psnr, to_uint8
+    from metrics.quality import psnr
+    from utils import to_uint8
     from models import build_generator, save_generator
 
     keras.utils.set_random_seed(5)

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from conftest import network_attempts
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FACE = os.path.join(ROOT, "datasets", "test", sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[0])
 
 
@@ -31,6 +31,7 @@ def test_the_guard_refuses_outside_connections_and_records_them():
     assert network_attempts() == []
 
 
+@pytest.mark.slow
 def test_test_py_defaults_try_no_facenet_download(tmp_path, random_weights):
     """Without FaceNet weights in ~/.keras-facenet, `python test.py` would ask keras-facenet to fetch them."""
     images = tmp_path / "faces"

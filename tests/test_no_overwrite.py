@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLE = os.path.join("checkpoint", "CelebA")
 # small and fast; nothing here names the run folder: that is the default under test
 SMALL = ["--load_size", "64", "--crop_size", "64", "--batchSize", "2", "--lambda_id", "0", "--val_images", "2",
@@ -52,6 +52,7 @@ def error_line(result):
     return result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_default_run_trains_beside_the_bundle_and_never_over_a_run(clone):
     repo, _ = clone
     first = train(clone, "--niter", "2")

@@ -10,7 +10,8 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from data.degradation import degrade, pyramid
-from metrics.quality import psnr, quality, rgb_to_y, ssim, to_uint8
+from metrics.quality import psnr, quality, rgb_to_y, ssim
+from utils import to_uint8
 
 SKIMAGE_SSIM = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
 

@@ -16,9 +16,10 @@ import pytest
 
 from data import alignment as al
 from data import photo as ph
+from data.constants import FRAME
 from data.images import read_image
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = {os.path.basename(p): p for p in glob.glob(os.path.join(ROOT, "datasets", "test", "*.jpg"))}
 NAMES = sorted(SAMPLES)
 OFFSET = 40.0
@@ -56,7 +57,7 @@ def paste_face(photo, name, side, cx, cy, angle=0.0):
     warped = cv2.warpAffine(face, matrix, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
     mask = cv2.warpAffine(np.ones((side, side), np.float32), matrix, (w, h), flags=cv2.INTER_LINEAR)[..., None]
     photo[:] = np.clip(np.round(photo * (1 - mask) + warped * mask), 0, 255).astype(np.uint8)
-    k = al.FRAME / side
+    k = FRAME / side
     return al.chain(np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]]), cv2.invertAffineTransform(matrix))
 
 
@@ -328,6 +329,7 @@ def test_random_weight_generator_and_written_outputs(detector, tmp_path):
     assert len(written) == 2 + 2 * len(resolved)
 
 
+@pytest.mark.slow
 def test_test_py_real_world_cli(tmp_path):
     """python test.py --real_world on a folder: a photo with faces, one without, one unreadable."""
     import json

@@ -10,12 +10,13 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FACE = os.path.join(ROOT, "datasets", "test", sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[0])
 
 
+@pytest.mark.slow
 def test_an_inf_psnr_is_counted_and_reported_not_dropped_silently(tmp_path, random_weights):
     # a flat image survives x8 down and bicubic up unchanged: its bicubic PSNR is inf
     images = tmp_path / "images"

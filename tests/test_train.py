@@ -17,8 +17,8 @@ import tensorflow as tf
 import train
 from models import load_generator
 from options.train_options import TrainOptions
+from conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
         "--load_size", "64", "--crop_size", "64", "--batchSize", "2", "--lambda_id", "0", "--val_images", "2",
         "--gpu_ids", "-1", "--print_iter_freq", "1", "--display_epoch_freq", "0", "--cache_memory_mb", "64"]
@@ -164,6 +164,7 @@ def cli(*args, **kwargs):
                           timeout=300, **kwargs)
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -177,6 +178,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.returncode == 1 and "nothing to resume" in result.stderr
 
 
+@pytest.mark.slow
 def test_existing_run_is_not_overwritten_and_sigterm_saves(tmp_path):
     run(tmp_path, "--niter", "1", "--val_iter_freq", "0")
     result = cli("--checkpoint_path", str(tmp_path), "--niter", "2")
@@ -217,6 +219,7 @@ def test_resume_args_drop_init_weights_in_every_spelling():
         "--id_weights", "f.h5", "--continue_train"]
 
 
+@pytest.mark.slow
 def test_val_path_validates_on_other_people(tmp_path):
     """--val_path replaces --test_path as the validation folder; an absent folder is a one-line error."""
     from data.images import prepare_hr, read_image

@@ -1,0 +1,11 @@
+"""The numbers and names the options, the data code and the scripts share; one home each. No TensorFlow."""
+
+SCALE = 8                 # the generator's factor: a 16 px face frame becomes a 128 px one
+FRAME = 128               # side of the aligned HR face the model was trained on
+DATASET_MODES = ("folder", "celeba", "vggface2")
+CELEBA_SIZE = (218, 178)  # aligned CelebA image (height, width)
+CELEBA_CROP = 178         # the paper's centre crop, top row (218 - 178) // 2 = 20
+VGGFACE2_CROP = 0.7       # the paper's VGGFace2 protocol: centre crop of 0.7 x min(h, w)
+# test.py --degradation: how an HR face becomes its LR input; "bilinear" is the training one
+DEGRADATIONS = ("bilinear", "area", "jpeg")
+JPEG_QUALITY = 75
