@@ -15,7 +15,7 @@ from data.degradation import degrade
 from data.images import list_images, prepare_hr, read_image
 from metrics.quality import psnr
 from utils import to_uint8
-from models import export
+from deploy import export
 from models.checkpoint import load_generator, save_generator
 from models.generator import build_generator
 from conftest import ROOT
@@ -164,7 +164,7 @@ def test_loader_errors_are_one_line(tmp_path):
 
 
 def test_load_inference_dispatches_exported_files(exported):
-    from models import inference
+    from deploy import inference
 
     model = inference.load_inference(str(exported["dir"] / export.TFLITE_FILES["float32"]))
     assert model.name == "tflite"
