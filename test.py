@@ -111,7 +111,8 @@ def face_evaluator(opt):
     if opt.lr_input or opt.real_world:
         return None
     from metrics.face import FaceTools
-    from metrics.identity_match import IdentityEvaluator, load_identity_network
+    from metrics.evaluator import IdentityEvaluator
+    from metrics.identity import load_identity_network
     from metrics.vif import min_size
     from models.identity import IdentityWeightsError, find_weights
 
