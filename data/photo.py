@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from data import alignment as al
-from data.constants import SCALE
+from data.constants import FRAME, SCALE
 from utils import to_uint8, write_png
 from visualizer import before_after_figure
 
@@ -48,7 +48,7 @@ MIN_FACE = 0.0
 # Output pixels per generator call: test.py's 16 faces of 128x128. Its
 # activations grow with the output's area (a 12-face photo of 89 px frames in
 # one call took over 15 GB), so larger faces go through a few at a time.
-MAX_BATCH_PIXELS = 16 * 128 * 128
+MAX_BATCH_PIXELS = 16 * FRAME * FRAME
 
 
 @dataclasses.dataclass

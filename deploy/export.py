@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from data.constants import FRAME
 from data.degradation import degrade
 from data.images import ImageReadError, list_images, prepare_hr, read_image
 from models.checkpoint import CheckpointError, first_lines
@@ -138,7 +139,7 @@ class SavedModelInference:
 
 
 # -- TFLite ------------------------------------------------------------------
-def representative_faces(folder, load_size=128, flips=True):
+def representative_faces(folder, load_size=FRAME, flips=True):
     """float32 LR faces [N, s/8, s/8, 3] of a folder (test-time framing), with mirror images."""
     if not os.path.isdir(folder):
         raise ExportError(f"representative folder not found: {folder}")
