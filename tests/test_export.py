@@ -60,7 +60,8 @@ def test_export_writes_the_files(exported):
     assert (out / export.TFLITE_FILES["float32"]).is_file()
     assert (out / export.TFLITE_FILES["int8"]).is_file()
     # int8 weights: about a quarter of the float file.
-    assert (out / export.TFLITE_FILES["int8"]).stat().st_size < 0.3 * (out / export.TFLITE_FILES["float32"]).stat().st_size
+    size = {k: (out / export.TFLITE_FILES[k]).stat().st_size for k in ("int8", "float32")}
+    assert size["int8"] < 0.3 * size["float32"]
     sr = exported["sr"]
     assert sr.min() < 64 and sr.max() > 192, "fixture output should span the pixel range"
 
