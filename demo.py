@@ -308,7 +308,7 @@ def build(predict, work_dir):
 def load_predict(weight_path):
     """The generator's predict for the weights at weight_path, warmed up; exits with one line on error."""
     from models import CheckpointError
-    from models.inference import load_inference
+    from deploy.inference import load_inference
 
     try:
         model = load_inference(weight_path)

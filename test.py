@@ -86,10 +86,10 @@ def find_inputs(opt, out_root):
 def load_model(opt):
     from models import CheckpointError
     from models.generator import MIXED_POLICY
-    from models.inference import load_inference
+    from deploy.inference import load_inference
 
     if opt.int8:
-        from models.int8 import int8_inference, lacks_vnni
+        from deploy.int8 import int8_inference, lacks_vnni
 
         if lacks_vnni():
             warn("this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo): int8 may run no "
@@ -111,7 +111,8 @@ def face_evaluator(opt):
     if opt.lr_input or opt.real_world:
         return None
     from metrics.face import FaceTools
-    from metrics.identity_match import IdentityEvaluator, load_identity_network
+    from metrics.evaluator import IdentityEvaluator
+    from metrics.identity import load_identity_network
     from metrics.vif import min_size
     from models.identity import IdentityWeightsError, find_weights
 

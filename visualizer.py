@@ -1,4 +1,7 @@
-"""Pictures for people: the test comparison figure and training image grids."""
+"""Pictures for people: the test comparison figure, the real-photo before/after figure and training image grids."""
+import os
+
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -86,5 +89,39 @@ def loss_curves(history, path):
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("iteration")
     fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def before_after_figure(photo, composed, path, faces=(), max_side=1200, max_faces=6, title=None):
+    """Input photo | composed output side by side (both shown at one size), and below
+    the first `max_faces` faces (index, 16x16 input, SR) as input | SR pairs (test.py --real_world)."""
+    h, w = composed.shape[:2]
+    shrink = min(1.0, max_side / max(h, w))
+    show_w, show_h = max(1, int(round(w * shrink))), max(1, int(round(h * shrink)))
+    after = cv2.resize(composed, (show_w, show_h), interpolation=cv2.INTER_AREA) if shrink < 1 else composed
+    before = cv2.resize(photo, (show_w, show_h), interpolation=cv2.INTER_NEAREST)
+    faces = list(faces)[:max_faces]
+    rows = 2 if faces else 1
+    cols = max(2, 2 * len(faces))
+    fig = plt.figure(figsize=(10, 5 * show_h / show_w + (2.2 if faces else 0) + 0.6))
+    grid = fig.add_gridspec(rows, cols, height_ratios=[5 * show_h / show_w, 2.0][:rows])
+    half = cols // 2
+    for i, (image, label) in enumerate(((before, f"input {photo.shape[1]}x{photo.shape[0]}"),
+                                        (after, f"output x{w // photo.shape[1]} ({w}x{h})"))):
+        ax = fig.add_subplot(grid[0, i * half:(i + 1) * half])
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    for j, (k, lr, sr) in enumerate(faces):
+        for i, (image, label) in enumerate(((lr, f"{k}: 16x16 input"), (sr, f"{k}: SR"))):
+            ax = fig.add_subplot(grid[1, 2 * j + i])
+            ax.imshow(image, interpolation="nearest")
+            ax.set_title(label, fontsize=8)
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)

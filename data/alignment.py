@@ -26,8 +26,11 @@ import math
 
 import cv2
 import numpy as np
+import tensorflow as tf
+from mtcnn import MTCNN
 
 from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME, SCALE
+from data.images import list_images, read_image
 from utils import to_uint8
 
 MAX_OUTPUT_PIXELS = 100_000_000   # composed photos above this are refused
@@ -100,8 +103,6 @@ def derive_template(celeba_dir, count=300, seed=0, detector=None):
 
     Also prints how far single faces are from the mean (pixels in the frame).
     """
-    from data.images import list_images, read_image
-
     paths = [p for p in list_images(celeba_dir)]
     rng = np.random.default_rng(seed)
     chosen = [paths[i] for i in rng.choice(len(paths), min(count, len(paths)), replace=False)]
@@ -132,9 +133,6 @@ def default_detector():
     """One shared MTCNN (weights ship with the package), on the GPU when there is one."""
     global _DETECTOR
     if _DETECTOR is None:
-        import tensorflow as tf
-        from mtcnn import MTCNN
-
         device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
         _DETECTOR = MTCNN(device=device)
     return _DETECTOR
@@ -163,7 +161,10 @@ def detect_faces(photo, detector=None, upscale=None):
     rows = detector.detect_faces(image, output_type="numpy", box_format="xyxy",
                                  min_face_size=DETECTOR_WINDOW)
     rows = np.asarray(rows, np.float64).reshape(-1, 16)
-    back = lambda v: (v - (upscale - 1) / 2) / upscale  # enlarged copy -> photo (see module doc)
+
+    def back(v):  # enlarged copy -> photo (see module doc)
+        return (v - (upscale - 1) / 2) / upscale
+
     faces = []
     for row in rows:
         # numpy layout of mtcnn 1.0: [image, x1, y1, x2, y2, confidence, x1..x5, y1..y5]
@@ -336,7 +337,6 @@ def check_output_size(height, width, upscale, max_pixels=MAX_OUTPUT_PIXELS):
             f"a {width}x{height} photo upscaled x{upscale} would be {out_w}x{out_h} "
             f"({out_w * out_h / 1e6:.1f} MP), over the {max_pixels / 1e6:g} MP limit: {hint}")
     return out_h, out_w
-
 
 
 def _check_photo(photo):

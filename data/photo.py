@@ -29,8 +29,9 @@ import cv2
 import numpy as np
 
 from data import alignment as al
-from data.constants import SCALE
-from utils import to_uint8
+from data.constants import FRAME, SCALE
+from utils import to_uint8, write_png
+from visualizer import before_after_figure
 
 SUPER_RESOLVED = "super-resolved"
 TOO_LARGE = "too large for the 8x model: left as bicubic"
@@ -47,7 +48,7 @@ MIN_FACE = 0.0
 # Output pixels per generator call: test.py's 16 faces of 128x128. Its
 # activations grow with the output's area (a 12-face photo of 89 px frames in
 # one call took over 15 GB), so larger faces go through a few at a time.
-MAX_BATCH_PIXELS = 16 * 128 * 128
+MAX_BATCH_PIXELS = 16 * FRAME * FRAME
 
 
 @dataclasses.dataclass
@@ -191,8 +192,6 @@ def write_outputs(result, photo, out_dir, stem, figure=True):
     """Write <stem>_SR.png, <stem>_faces/<k>_SR.png (+ <k>_LR.png, the input shown bicubic) for each
     super-resolved face k (the index in result.faces, left to right, from 0) and
     <stem>_before_after.png into out_dir; returns the written paths."""
-    from utils import write_png
-
     written = []
     path = os.path.join(out_dir, stem + "_SR.png")
     write_png(path, result.composed)
@@ -210,42 +209,3 @@ def write_outputs(result, photo, out_dir, stem, figure=True):
                             faces=[(k, result.lr[k], result.sr[k]) for k in sorted(result.sr)])
         written.append(path)
     return written
-
-
-def before_after_figure(photo, composed, path, faces=(), max_side=1200, max_faces=6, title=None):
-    """Input photo | composed output side by side (both shown at one size), and below
-    the first `max_faces` faces (index, 16x16 input, SR) as input | SR pairs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    h, w = composed.shape[:2]
-    shrink = min(1.0, max_side / max(h, w))
-    show_w, show_h = max(1, int(round(w * shrink))), max(1, int(round(h * shrink)))
-    after = cv2.resize(composed, (show_w, show_h), interpolation=cv2.INTER_AREA) if shrink < 1 else composed
-    before = cv2.resize(photo, (show_w, show_h), interpolation=cv2.INTER_NEAREST)
-    faces = list(faces)[:max_faces]
-    rows = 2 if faces else 1
-    cols = max(2, 2 * len(faces))
-    fig = plt.figure(figsize=(10, 5 * show_h / show_w + (2.2 if faces else 0) + 0.6))
-    grid = fig.add_gridspec(rows, cols, height_ratios=[5 * show_h / show_w, 2.0][:rows])
-    half = cols // 2
-    for i, (image, label) in enumerate(((before, f"input {photo.shape[1]}x{photo.shape[0]}"),
-                                        (after, f"output x{w // photo.shape[1]} ({w}x{h})"))):
-        ax = fig.add_subplot(grid[0, i * half:(i + 1) * half])
-        ax.imshow(image, interpolation="nearest")
-        ax.set_title(label, fontsize=9)
-        ax.axis("off")
-    for j, (k, lr, sr) in enumerate(faces):
-        for i, (image, label) in enumerate(((lr, f"{k}: 16x16 input"), (sr, f"{k}: SR"))):
-            ax = fig.add_subplot(grid[1, 2 * j + i])
-            ax.imshow(image, interpolation="nearest")
-            ax.set_title(label, fontsize=8)
-            ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -5,8 +5,6 @@ import tensorflow as tf
 
 from losses.terms import L_ad, L_e, L_id, L_lc, L_rgb
 
-TERMS = ("L_rgb", "L_e", "L_lc", "L_id", "L_ad")
-
 
 @dataclass(frozen=True)
 class LossWeights:

@@ -11,13 +11,12 @@ summed over the bins and averaged over the batch (natural log, so
 0 <= JS <= ln 2).
 
 Which vector is softened: the bottleneck BEFORE FaceNet's L2 normalisation
-(`IdentityNetwork.bottleneck`, default). The L2-normalised embedding has
+(`IdentityNetwork.bottleneck`). The L2-normalised embedding has
 entries of about +-1/sqrt(dim) (~0.09 for 128-d), so its softmax is nearly
 uniform and the JS divergence between any two faces is ~0: measured with the
 128-d FaceNet on CelebA (README), HR vs 8x bicubic gives L_id = 0.096 from the
 bottleneck but 0.0015 from the normalised embedding (65x less; two different
 people: 0.149 vs 0.0018), and the gradient w.r.t. SR is 70-100x smaller.
-`embedding="normalized"` keeps that variant available for comparison.
 
 With the 128-d model's per-image prewhitening, L_id ignores global
 brightness/contrast changes (an SR that is HR + 10 gives L_id ~ 1e-14); the
@@ -30,7 +29,6 @@ import math
 
 import tensorflow as tf
 
-EMBEDDINGS = ("bottleneck", "normalized")
 _LOG2 = math.log(2.0)
 
 
@@ -56,17 +54,8 @@ def js_divergence(p_logits, q_logits):
     return 0.5 * kl_pm + 0.5 * kl_qm
 
 
-def identity_vectors(id_net, images, embedding="bottleneck"):
-    """The vectors that get the softmax: bottleneck (default) or L2-normalised."""
-    if embedding == "bottleneck":
-        return id_net.bottleneck(images)
-    if embedding == "normalized":
-        return id_net.embed(images)
-    raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
-
-
-def identity_divergence(id_net, hr, sr, embedding="bottleneck"):
-    """Per-example L_id (eq. 6): JS(softmax(f(HR)), softmax(f(SR))), float32 [N].
+def identity_divergence(id_net, hr, sr):
+    """Per-example L_id (eq. 6): JS(softmax(f(HR)), softmax(f(SR))) of FaceNet's bottleneck f, float32 [N].
 
     id_net: a `models.identity.IdentityNetwork` (frozen FaceNet).
     hr, sr: float32 [N, H, W, 3] RGB on the [0, 255] scale. SR's vectors are
@@ -75,11 +64,11 @@ def identity_divergence(id_net, hr, sr, embedding="bottleneck"):
     # HR goes through FaceNet on its own, off every gradient path: in one batch
     # with SR, the backward pass would also run over the HR half (its gradient
     # all zeros), a FaceNet pass per image for nothing.
-    p_logits = tf.stop_gradient(identity_vectors(id_net, tf.convert_to_tensor(hr, tf.float32), embedding))
-    q_logits = identity_vectors(id_net, tf.convert_to_tensor(sr, tf.float32), embedding)
+    p_logits = tf.stop_gradient(id_net.bottleneck(tf.convert_to_tensor(hr, tf.float32)))
+    q_logits = id_net.bottleneck(tf.convert_to_tensor(sr, tf.float32))
     return js_divergence(p_logits, q_logits)
 
 
-def identity_loss(id_net, hr, sr, embedding="bottleneck"):
+def identity_loss(id_net, hr, sr):
     """L_id (eq. 6) averaged over the batch: a float32 scalar (see `identity_divergence`)."""
-    return tf.reduce_mean(identity_divergence(id_net, hr, sr, embedding))
+    return tf.reduce_mean(identity_divergence(id_net, hr, sr))

@@ -31,13 +31,13 @@ def L_lc(sr, hr):
     return _per_example_mse(tf.image.rgb_to_yuv(sr), tf.image.rgb_to_yuv(hr))
 
 
-def L_id(id_net, sr, hr, embedding="bottleneck"):
+def L_id(id_net, sr, hr):
     """Identity loss (eq. 6): JS divergence of the softmaxed FaceNet vectors of HR and SR.
 
     Not a tf.function of its own: `id_net` is a Python object, and the caller's
     step function traces it inside the tape so the generator gets its gradient.
     """
-    return identity_divergence(id_net, hr, sr, embedding)
+    return identity_divergence(id_net, hr, sr)
 
 
 @tf.function

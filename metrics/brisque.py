@@ -12,6 +12,7 @@ plain floats.
 """
 import warnings
 
+import cv2
 import numpy as np
 
 from metrics.face import EvalDependencyError, INSTALL_HINT
@@ -26,7 +27,7 @@ def load_model():
     """The package's BRISQUE object (LIVE SVR + feature ranges), loaded once per process."""
     global _model
     if _model is None:
-        try:
+        try:  # optional (requirements-eval.txt)
             from brisque import BRISQUE
         except ImportError as err:
             raise EvalDependencyError(f"brisque is not installed: {INSTALL_HINT}") from err
@@ -36,8 +37,7 @@ def load_model():
 
 def features(image_uint8):
     """The 36 BRISQUE features (float64) of a uint8 RGB or grey image, as the package computes them."""
-    import cv2
-    import skimage.color
+    import skimage.color  # optional (requirements-eval.txt): imported only when BRISQUE is asked for
 
     image = np.asarray(image_uint8)
     if image.dtype != np.uint8:

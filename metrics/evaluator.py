@@ -1,15 +1,15 @@
-"""test.py's per-image evaluation: every core for the metrics, overlapped with the generator.
+"""test.py's per-image evaluation: the paper's metrics of every face, on every core, overlapped with the generator.
 
-Where one evaluated 128x128 face's time went before (bundled checkpoint, paper
-metrics on, 2-core AMD EPYC with AVX-512 VNNI, shared with other jobs, so
-only the ratios hold; 2026-12-02): generator at batch 16 347 ms; FaceNet on
-the face's 3 images (SR, bicubic, HR) called per face 871 ms, 189 ms when 16
-faces share a call; dlib's 3 face descriptors 437 ms (single-threaded, no
-BLAS in dlib-bin; batching them in dlib is no faster); HR face detection
-11 ms; PSNR/SSIM of SR and bicubic 16 ms; VIF x2 4 ms; FR crops 4 ms; two
-PNGs 5 ms; decoding and framing 0.4 ms, the LR degradation 1.8 ms.
+`IdentityEvaluator` computes a face's FR-PSNR/FR-SSIM (metrics.face), VIF
+(metrics.vif) and identity distances (metrics.identity), and over a test set
+their means and eq. 12's TARs. Keys written to metrics.csv / summary.json (TAR
+in percent), each also with a ``bicubic_`` prefix for the bicubic baseline:
+see SUMMARY_KEYS.
 
-So a run here:
+`Evaluation` runs them over a test set. FaceNet costs several times less per
+face when many faces share a call, and dlib's face descriptors, single-threaded
+(no BLAS in dlib-bin; batching them in dlib is no faster), cost most of the
+rest; decoding, framing and the LR degradation are small. So a run:
 - decodes the next chunk of files in a thread while the generator runs
   (`prefetched`);
 - computes each face's metrics other than FaceNet's, and writes its PNGs, in
@@ -26,13 +26,169 @@ import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 
+import numpy as np
+
+from metrics.brisque import per_image as brisque_per_image
+from metrics.face import FaceTools, fr_quality
+from metrics.identity import (ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, load_identity_network, net_distance,
+                              tar, tar_key)
 from metrics.quality import psnr, quality, ssim
+from metrics.vif import vif
+from utils import write_png
 
 # Faces per FaceNet call: 48 images, where the per-face time had levelled off.
 FACENET_GROUP = 16
 # Faces handed to the workers and not yet back, per worker: bounds memory when
 # the generator outruns the metrics (a face's three images are 150 kB).
 BACKLOG_PER_WORKER = 32
+
+BICUBIC_PREFIX = "bicubic_"
+FR_KEYS = ("fr_psnr", "fr_ssim", "fr_images")
+VIF_KEYS = ("vif",)
+TAR_ALGO_KEYS = tuple(tar_key("algo", t) for t in ALGO_THRESHOLDS)
+TAR_NET_KEYS = tuple(tar_key("net", t) for t in NET_THRESHOLDS)
+KEYS = FR_KEYS + VIF_KEYS + TAR_ALGO_KEYS + TAR_NET_KEYS
+SUMMARY_KEYS = KEYS + tuple(BICUBIC_PREFIX + k for k in KEYS)
+
+
+def _nanmean(values):
+    v = np.asarray(values, np.float64)
+    v = v[~np.isnan(v)]
+    return float(np.mean(v)) if v.size else float("nan")
+
+
+class IdentityEvaluator:
+    """Per-image FR-PSNR/FR-SSIM, VIF and identity distances; summary with TARs.
+
+    Flags choose the metrics; missing dependencies of a requested metric raise
+    EvalDependencyError (an ImportError, one-line message) here, at
+    construction. ``face_tools`` / ``identity_network`` may be injected (tests,
+    or to share loaded models); by default a FaceTools() (dlib HOG, upsample 1,
+    5-point landmarks) and models.identity.load_identity_network(id_weights).
+    """
+
+    def __init__(self, fr=True, vif=True, tar_algo=True, tar_net=True, id_weights=None,
+                 face_tools=None, identity_network=None):
+        self.fr, self.vif, self.tar_algo, self.tar_net = bool(fr), bool(vif), bool(tar_algo), bool(tar_net)
+        self.face_tools = None
+        self.identity_network = None
+        if self.fr or self.tar_algo:
+            self.face_tools = face_tools if face_tools is not None else FaceTools()
+            if isinstance(self.face_tools, FaceTools):
+                self.face_tools.check(descriptors=self.tar_algo)
+        if self.tar_net:
+            self.identity_network = (identity_network if identity_network is not None
+                                     else load_identity_network(id_weights))
+
+    @property
+    def summary_keys(self):
+        """The keys summary() returns: SUMMARY_KEYS restricted to the enabled metrics."""
+        keys = ()
+        if self.fr:
+            keys += FR_KEYS
+        if self.vif:
+            keys += VIF_KEYS
+        if self.tar_algo:
+            keys += TAR_ALGO_KEYS
+        if self.tar_net:
+            keys += TAR_NET_KEYS
+        return keys + tuple(BICUBIC_PREFIX + k for k in keys)
+
+    @property
+    def per_image_keys(self):
+        keys = ()
+        if self.fr:
+            keys += ("fr_psnr", "fr_ssim")
+        if self.vif:
+            keys += ("vif",)
+        if self.tar_algo:
+            keys += ("dist_algo",)
+        if self.tar_net:
+            keys += ("dist_net",)
+        return keys + tuple(BICUBIC_PREFIX + k for k in keys)
+
+    @property
+    def descriptor_keys(self):
+        """Extra per_image() keys: the dlib descriptors of SR, bicubic and HR (None without an HR face)."""
+        return ("desc_algo", BICUBIC_PREFIX + "desc_algo", "hr_desc_algo") if self.tar_algo else ()
+
+    def per_image(self, sr_uint8, bicubic_uint8, hr_uint8):
+        """dict of per-image values (keys: per_image_keys, then descriptor_keys).
+
+        fr_psnr/fr_ssim are NaN when no usable face box is found on the HR;
+        dist_algo is NaN when no face is found on the HR.
+        """
+        row = self.local_row(sr_uint8, bicubic_uint8, hr_uint8)
+        if self.tar_net:
+            row.update(self.net_rows([sr_uint8], [bicubic_uint8], [hr_uint8])[0])
+        return {k: row[k] for k in self.per_image_keys + self.descriptor_keys}
+
+    def local_row(self, sr_uint8, bicubic_uint8, hr_uint8):
+        """per_image() less the FaceNet distances: what a TensorFlow-free worker process computes.
+
+        The HR face box and HR descriptor are found once and serve both the SR
+        and the bicubic values.
+        """
+        images = {"": np.asarray(sr_uint8), BICUBIC_PREFIX: np.asarray(bicubic_uint8)}
+        hr = np.asarray(hr_uint8)
+        for prefix, img in images.items():
+            if img.shape != hr.shape:
+                raise ValueError(f"{prefix or 'SR '}image shape {img.shape} differs from HR {hr.shape}")
+        row = {}
+        box = self.face_tools.detect_box(hr) if (self.fr or self.tar_algo) else None
+        if self.fr:
+            for prefix, img in images.items():
+                row[prefix + "fr_psnr"], row[prefix + "fr_ssim"] = fr_quality(img, hr, box)
+        if self.vif:
+            for prefix, img in images.items():
+                row[prefix + "vif"] = vif(hr, img)
+        if self.tar_algo:
+            # the descriptors ride along (not in per_image_keys) for metrics.identification's rank-1
+            row["hr_desc_algo"] = None if box is None else self.face_tools.descriptor(hr, box)
+            for prefix, img in images.items():
+                row[prefix + "desc_algo"] = None if box is None else self.face_tools.descriptor(img, box)
+                row[prefix + "dist_algo"] = (float("nan") if box is None
+                                             else algo_distance(row[prefix + "desc_algo"], row["hr_desc_algo"]))
+        return row
+
+    def net_rows(self, srs, bicubics, hrs):
+        """[{dist_net, bicubic_dist_net}] of N faces with one FaceNet call on their 3N images.
+
+        Each HR is embedded once, for both distances. The values depend (in
+        the last bits) on how faces are grouped into calls, so callers that
+        must reproduce a run group them the same way.
+        """
+        n = len(hrs)
+        batch = np.stack([*srs, *bicubics, *hrs]).astype(np.float32)
+        emb = np.asarray(self.identity_network.embed(batch), np.float64)
+        return [{"dist_net": net_distance(emb[i], emb[2 * n + i]),
+                 BICUBIC_PREFIX + "dist_net": net_distance(emb[n + i], emb[2 * n + i])} for i in range(n)]
+
+    def summary(self, rows):
+        """Means / TARs / fr_images over per_image() rows (keys: summary_keys).
+
+        fr_psnr/fr_ssim: means over the images with a usable HR face box
+        (fr_images of them; NaN if none; inf if a crop is identical, as
+        psnr). vif: mean. TARs: eq. 12 in percent over all rows.
+        """
+        rows = list(rows)
+        out = {}
+        for prefix in ("", BICUBIC_PREFIX):
+            col = lambda k: [r[prefix + k] for r in rows]  # noqa: E731
+            if self.fr:
+                out[prefix + "fr_psnr"] = _nanmean(col("fr_psnr"))
+                out[prefix + "fr_ssim"] = _nanmean(col("fr_ssim"))
+                ok = ~np.isnan(np.asarray(col("fr_psnr"), np.float64))
+                out[prefix + "fr_images"] = int(np.count_nonzero(ok))
+            if self.vif:
+                out[prefix + "vif"] = _nanmean(col("vif"))
+            if self.tar_algo:
+                for t, k in zip(ALGO_THRESHOLDS, TAR_ALGO_KEYS):
+                    out[prefix + k] = tar(col("dist_algo"), t)
+            if self.tar_net:
+                for t, k in zip(NET_THRESHOLDS, TAR_NET_KEYS):
+                    out[prefix + k] = tar(col("dist_net"), t)
+        return {k: out[k] for k in self.summary_keys}
 
 
 def default_workers():
@@ -47,17 +203,13 @@ def evaluate_face(sr, bicubic, hr, png_paths, faces=None, brisque=False):
     is one more `row.update(...)`. `faces`: an IdentityEvaluator (its local_row);
     `brisque`: whether to score SR and bicubic with BRISQUE.
     """
-    from utils import write_png
-
     for path, image in zip(png_paths, (sr, bicubic)):
         write_png(path, image)
     if hr is None:
         return None
     row = {**quality(sr, hr), "bicubic_psnr": psnr(bicubic, hr), "bicubic_ssim": ssim(bicubic, hr)}
     if brisque:
-        from metrics.brisque import per_image
-
-        row.update(per_image(sr, bicubic))
+        row.update(brisque_per_image(sr, bicubic))
     if faces is not None:
         row.update(faces.local_row(sr, bicubic, hr))
     return row
@@ -71,9 +223,6 @@ def _start_worker(flags, tool_settings, brisque):
     global _worker_faces, _worker_brisque
     _worker_brisque = brisque
     if any(flags.values()):
-        from metrics.face import FaceTools
-        from metrics.identity_match import IdentityEvaluator
-
         tools = FaceTools(**tool_settings) if (flags["fr"] or flags["tar_algo"]) else None
         _worker_faces = IdentityEvaluator(**flags, tar_net=False, face_tools=tools)
 

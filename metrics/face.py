@@ -50,7 +50,7 @@ def _missing(package, extra=""):
 
 
 def import_dlib():
-    try:
+    try:  # optional (requirements-eval.txt): only the face metrics need it
         import dlib
     except ImportError as err:
         raise _missing("dlib (PyPI dlib-bin)") from err
@@ -217,23 +217,3 @@ def _as_uint8_rgb(image):
         raise ValueError(f"dlib face tools take [H, W, 3] RGB images, got shape {img.shape}")
     return np.ascontiguousarray(img)
 
-
-_default = None
-
-
-def default_tools():
-    """A shared FaceTools() with the default settings."""
-    global _default
-    if _default is None:
-        _default = FaceTools()
-    return _default
-
-
-def detect_box(hr_uint8, upsample=None):
-    """Module-level shortcut for ``default_tools().detect_box``."""
-    return default_tools().detect_box(hr_uint8, upsample)
-
-
-def descriptor(img_uint8, box):
-    """Module-level shortcut for ``default_tools().descriptor``."""
-    return default_tools().descriptor(img_uint8, box)

@@ -11,7 +11,7 @@ a miss, as in eq. 12. Identities come from scripts.identity_roc.face_labels
 """
 import numpy as np
 
-from metrics.identity_match import BICUBIC_PREFIX
+from metrics.evaluator import BICUBIC_PREFIX
 
 # per_image() row keys of the dlib descriptors (IdentityEvaluator with tar_algo)
 DESCRIPTOR_KEYS = {"": "desc_algo", BICUBIC_PREFIX: BICUBIC_PREFIX + "desc_algo", "hr_": "hr_desc_algo"}

@@ -10,10 +10,13 @@
 """
 import os
 
+import h5py
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
 
 from models.generator import build_generator
+from utils import atomic_path
 
 GENERATOR_FILE = "generator.weights.h5"
 TF1_PREFIX = "G_weight.ckpt"
@@ -122,12 +125,9 @@ def save_generator(generator, path, storage="float32"):
 
 
 def _store_float16(path):
-    import h5py
-
     # Copied into a fresh file (HDF5 does not give back the space of deleted datasets) that
     # replaces the float32 one only once complete.
-    tmp = path + ".float16"
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
             dst.attrs.update(src.attrs)
 
@@ -147,15 +147,9 @@ def _store_float16(path):
                 item.attrs.update(obj.attrs)
 
             src.visititems(copy)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _load_h5(generator, path):
-    import h5py
-
     try:
         h5py.File(path, "r").close()
     except OSError as err:
@@ -197,8 +191,6 @@ def _load_tf1(generator, prefix):
 
 
 def _load_training_checkpoint(generator, prefix):
-    from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
-
     # the root's children, not the variable names: train.py's generator variables are named by their
     # shorter path through the optimizer (g_optimizer/...)
     graph = TrackableObjectGraph()

@@ -96,9 +96,6 @@ class Generator(keras.Model):
         x, edge_128 = self.edge3(up3)
         return self.rgb(x), edge_32, edge_64, edge_128
 
-    def get_config(self):
-        return {"output_nc": self.output_nc}
-
 
 def build_generator(lr_size=16, output_nc=3, policy=None):
     """A generator with its variables created (weights can then be loaded).

@@ -33,8 +33,12 @@ import os
 import socket
 
 import h5py
+import keras
 import numpy as np
 import tensorflow as tf
+from keras_facenet.inception_resnet_v1 import InceptionResNetV1
+from keras_facenet.metadata import MODEL_METADATA
+from keras_facenet.utils import download_and_verify
 
 FACENET_INPUT_SIZE = 160
 FACENET_FEATURES = 1792  # width of the pooled features that feed `Bottleneck`
@@ -171,7 +175,6 @@ def load_h5_weights_by_name(model, path):
 
 def build_facenet(dimensions=128):
     """keras-facenet's Inception-ResNet-v1 (160x160x3 in, L2-normalised out)."""
-    from keras_facenet.inception_resnet_v1 import InceptionResNetV1
     return InceptionResNetV1(input_shape=(FACENET_INPUT_SIZE, FACENET_INPUT_SIZE, 3),
                              classes=dimensions)
 
@@ -208,8 +211,6 @@ def _socket_timeout(seconds):
 def _try_keras_facenet_download(path):
     """Let keras-facenet fetch its 20180402-114759 weights; True on success."""
     try:
-        from keras_facenet.metadata import MODEL_METADATA
-        from keras_facenet.utils import download_and_verify
         meta = MODEL_METADATA[KERAS_FACENET_KEY]
         with _socket_timeout(DOWNLOAD_TIMEOUT_S):
             download_and_verify(url=meta["keras_weights_url"], filepath=path,
@@ -326,7 +327,6 @@ class IdentityNetwork:
         if standardization not in STANDARDIZATIONS:
             raise ValueError(f"standardization must be one of {STANDARDIZATIONS}, "
                              f"got {standardization!r}")
-        import keras
         self.model = keras.Model(full.inputs,
                                  full.get_layer("Bottleneck_BatchNorm").output,
                                  name="facenet_bottleneck")

@@ -255,7 +255,7 @@ def generator_gflop(generator, lr_size):
 
 # -- inference paths ----------------------------------------------------------
 def _representative(ctx):
-    from models.export import representative_faces
+    from deploy.export import representative_faces
 
     args, load = ctx.args, ctx.args.lr_size * 8
     faces = []
@@ -276,7 +276,7 @@ def make_runners(ctx, path):
     """{batch size: predict(lr) -> sr numpy} for one path."""
     import tensorflow as tf
 
-    from models import export
+    from deploy import export
 
     args, g = ctx.args, ctx.generator()
     spec = tf.TensorSpec([None, args.lr_size, args.lr_size, 3], tf.float32)
@@ -714,7 +714,7 @@ CPU_FLAGS_SHOWN = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_
 
 def shown_cpu_flags():
     """The CPU_FLAGS_SHOWN this CPU has, or None where /proc/cpuinfo cannot tell."""
-    from models.int8 import cpu_flags
+    from deploy.int8 import cpu_flags
 
     flags = cpu_flags()
     return None if flags is None else [f for f in CPU_FLAGS_SHOWN if f in flags]

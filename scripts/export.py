@@ -7,19 +7,19 @@ sr, serving_uint8: uint8 -> sr + sr_uint8, with_edges), DIR/generator_fp32.tflit
 and, with --int8, DIR/generator_int8.tflite (post-training quantisation
 calibrated on real LR faces: --representative_path plus mirror images). The
 TFLite files take batches of --batch_size (fixed; use 16 for throughput, 1
-for latency); models.export.TFLiteInference runs any batch in chunks of it.
+for latency); deploy.export.TFLiteInference runs any batch in chunks of it.
 """
 import argparse
 import os
-import sys
 
-from models.export import SAVED_MODEL_DIR, TFLITE_FILES
+from data.constants import SCALE
+from utils import fail, start_tensorflow
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m scripts.export", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weight_path", required=True,
-                   help="generator weights: generator.weights.h5, a training checkpoint, G_weight.ckpt, or their folder")
+    p.add_argument("--weight_path", required=True, help="generator weights: generator.weights.h5, "
+                   "a training checkpoint, G_weight.ckpt, or their folder")
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--int8", action="store_true", help="also write the int8 TFLite model")
     p.add_argument("--representative_path", default=os.path.join("datasets", "train"),
@@ -33,15 +33,24 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from models.checkpoint import load_generator
-    from models.export import export_saved_model, export_tflite, representative_faces
+if __name__ == "__main__":
+    ARGS = parse_args()  # --help and usage errors answer before TensorFlow loads
+start_tensorflow()
 
+from deploy.export import (SAVED_MODEL_DIR, TFLITE_FILES, export_saved_model, export_tflite,  # noqa: E402
+                           representative_faces)
+from models.checkpoint import first_lines, load_generator  # noqa: E402
+
+
+def main(argv=None):
+    return export(parse_args(argv))
+
+
+def export(args):
+    """Write the files `args` asks for; returns their paths."""
     representative = None
     if args.int8:  # read the faces first: a bad folder fails before the slow steps
-        representative = representative_faces(args.representative_path, load_size=8 * args.lr_size)
+        representative = representative_faces(args.representative_path, load_size=SCALE * args.lr_size)
     generator = load_generator(args.weight_path, lr_size=args.lr_size)
     os.makedirs(args.output, exist_ok=True)
     written = []
@@ -50,7 +59,7 @@ def main(argv=None):
     written.append(export_tflite(generator, os.path.join(args.output, TFLITE_FILES["float32"]),
                                  lr_size=args.lr_size, batch_size=args.batch_size))
     if args.int8:
-        written.append(export_tflite(generator, os.path.join(args.output, TFLITE_FILES["int8"]), int8=True,
+        written.append(export_tflite(generator, os.path.join(args.output, TFLITE_FILES["int8"]), "int8",
                                      representative=representative, lr_size=args.lr_size,
                                      batch_size=args.batch_size))
     for path in written:
@@ -60,8 +69,6 @@ def main(argv=None):
 
 if __name__ == "__main__":
     try:
-        main()
+        export(ARGS)
     except (ValueError, OSError) as err:  # CheckpointError and ExportError are ValueErrors
-        from models.checkpoint import first_lines
-
-        sys.exit(f"export: error: {first_lines(err, 1)}")
+        fail("export", first_lines(err, 1))

@@ -4,7 +4,7 @@
     python -m scripts.identity_roc --test_path ../shared/data/celeba-subset/test \\
         --identities ../shared/data/celeba-subset/identities.txt
 
-The identity TAR of test.py (metrics.identity_match) only means something if
+The identity TAR of test.py (metrics.identity) only means something if
 its model tells people apart on real HR faces; this is the number to check
 first. Every image under --test_path is framed as test.py frames an HR face
 (data.images.prepare_hr, 128 x 128, --dataset_mode) and described by:
@@ -216,7 +216,7 @@ def roc_auc(same_scores, different_scores):
 
 def evaluate(distances, labels, thresholds):
     """ROC AUC and TAR/FAR (percent) at each threshold, from pair distances and face labels."""
-    from metrics.identity_match import tar
+    from metrics.identity import tar
 
     same = same_pairs(labels)
     row = {"same_pairs": int(same.sum()), "different_pairs": int((~same).sum()),
@@ -242,7 +242,7 @@ def load_face_tools():
 def load_network(id_weights):
     """(IdentityNetwork, None) or (None, why it cannot run), as test.py's face_evaluator."""
     try:
-        from metrics.identity_match import load_identity_network
+        from metrics.identity import load_identity_network
         from models.identity import IdentityWeightsError, find_weights
     except ImportError as err:
         return None, str(err).splitlines()[0]
@@ -260,7 +260,7 @@ def load_network(id_weights):
 
 def run_model(name, faces, labels, face_tools=None, network=None):
     """Result row of one model; raises IdentityRocError when its faces leave no pairs to compare."""
-    from metrics.identity_match import ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, net_distance
+    from metrics.identity import ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, net_distance
 
     start = time.perf_counter()
     if name == "algorithm":

@@ -206,7 +206,7 @@ def main(argv=None):
     from tqdm import tqdm
 
     from data.images import list_images
-    from models.inference import load_inference
+    from deploy.inference import load_inference
 
     model = load_inference(args.weight_path)
     photos = group_photos(list_images(args.faces), args.count, args.cols, args.rows, args.seed)

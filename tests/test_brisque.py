@@ -11,7 +11,7 @@ from scipy import ndimage, special
 brisque_pkg = pytest.importorskip("brisque", reason="brisque not installed (pip install -r requirements-eval.txt)")
 
 from metrics import brisque as metric  # noqa: E402
-from conftest import ROOT
+from conftest import ROOT  # noqa: E402
 
 FACE = os.path.join(ROOT, "datasets", "test", "002993.jpg")
 # the LIVE reference code's search range for the GGD/AGGD shape

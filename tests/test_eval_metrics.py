@@ -14,10 +14,10 @@ from scipy.signal import convolve2d
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from metrics import face, identity_match  # noqa: E402
+from metrics import face  # noqa: E402
 from metrics.face import EvalDependencyError, fr_quality  # noqa: E402
-from metrics.identity_match import (  # noqa: E402
-    ALGO_THRESHOLDS, NET_THRESHOLDS, SUMMARY_KEYS, IdentityEvaluator, algo_distance, net_distance, tar)
+from metrics.evaluator import SUMMARY_KEYS, IdentityEvaluator  # noqa: E402
+from metrics.identity import ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, net_distance, tar  # noqa: E402
 from metrics.quality import psnr, rgb_to_y, ssim  # noqa: E402
 from metrics.vif import min_size, vif  # noqa: E402
 

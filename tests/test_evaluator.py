@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from metrics import evaluator
-from metrics.evaluator import Evaluation, evaluate_face, prefetched
-from metrics.identity_match import IdentityEvaluator
+from metrics.evaluator import Evaluation, IdentityEvaluator, evaluate_face, prefetched
 from metrics.quality import psnr, quality, ssim
 from metrics.vif import vif
 from conftest import ROOT

@@ -15,7 +15,7 @@ from data.degradation import degrade
 from data.images import list_images, prepare_hr, read_image
 from metrics.quality import psnr
 from utils import to_uint8
-from models import export
+from deploy import export
 from models.checkpoint import load_generator, save_generator
 from models.generator import build_generator
 from conftest import ROOT
@@ -60,7 +60,8 @@ def test_export_writes_the_files(exported):
     assert (out / export.TFLITE_FILES["float32"]).is_file()
     assert (out / export.TFLITE_FILES["int8"]).is_file()
     # int8 weights: about a quarter of the float file.
-    assert (out / export.TFLITE_FILES["int8"]).stat().st_size < 0.3 * (out / export.TFLITE_FILES["float32"]).stat().st_size
+    size = {k: (out / export.TFLITE_FILES[k]).stat().st_size for k in ("int8", "float32")}
+    assert size["int8"] < 0.3 * size["float32"]
     sr = exported["sr"]
     assert sr.min() < 64 and sr.max() > 192, "fixture output should span the pixel range"
 
@@ -164,7 +165,7 @@ def test_loader_errors_are_one_line(tmp_path):
 
 
 def test_load_inference_dispatches_exported_files(exported):
-    from models import inference
+    from deploy import inference
 
     model = inference.load_inference(str(exported["dir"] / export.TFLITE_FILES["float32"]))
     assert model.name == "tflite"

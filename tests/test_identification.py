@@ -125,8 +125,8 @@ def test_test_py_rank1_on_identity_folders(generator, tmp_path):  # noqa: F811
         hr = released_hr(path)
         box = dlib_box(hr)
         labels.append(name.split("/")[0])
-        for prefix, image in (("", read_rgb(out / (name + "_SR.png"))), ("bicubic_", read_rgb(out / (name + "_LR.png"))),
-                              ("hr_", hr)):
+        for prefix, image in (("", read_rgb(out / (name + "_SR.png"))),
+                              ("bicubic_", read_rgb(out / (name + "_LR.png"))), ("hr_", hr)):
             desc[prefix].append(np.full(128, np.nan) if box is None else dlib_descriptor(image, box))
     for prefix in desc:
         expected = brute_force_rank1(np.array(desc[prefix]), np.array(desc["hr_"]), labels)

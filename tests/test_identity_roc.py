@@ -55,7 +55,7 @@ def test_roc_auc_extremes_and_empty():
 
 
 def test_evaluate_pairs_in_triu_order():
-    from metrics.identity_match import algo_distance
+    from metrics.identity import algo_distance
 
     rng = np.random.default_rng(0)
     vectors = np.round(rng.normal(size=(7, 3)), 1)

@@ -1,4 +1,4 @@
-"""test.py --int8 (models.int8): export on first use, a cache keyed by content, the VNNI warning.
+"""test.py --int8 (deploy.int8): export on first use, a cache keyed by content, the VNNI warning.
 
 Small and fast: a random generator at LR 4x4 (HR 32x32), TFLite batch 2.
 """
@@ -15,8 +15,8 @@ import pytest
 from metrics.quality import psnr
 from utils import to_uint8
 from models import build_generator, save_generator
-from models import int8
-from models.export import ExportError
+from deploy import int8
+from deploy.export import ExportError
 from conftest import ROOT
 
 TEST_IMAGES = os.path.join(ROOT, "datasets", "test")

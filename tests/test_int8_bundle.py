@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from models import load_generator
-from models.export import TFLITE_FILES, load_exported
+from deploy.export import TFLITE_FILES, load_exported
 from scripts import export as export_script
 from conftest import ROOT
 

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from models import CheckpointError, Discriminator, build_generator, load_generator, save_generator
-from models.inference import load_inference
+from deploy.inference import load_inference
 
 # The released graph, from the notes on the original code: (name, kernel shape).
 CONVS = {

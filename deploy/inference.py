@@ -8,6 +8,7 @@ backend whose exported graph does not return them.
 """
 import tensorflow as tf
 
+from deploy.export import exported_backend
 from models.checkpoint import CheckpointError, load_generator
 
 
@@ -29,9 +30,7 @@ class KerasInference:
 
 
 def backend_for(path):
-    """The inference class for the weights at `path`."""
-    from models.export import exported_backend  # a .tflite file or a SavedModel folder
-
+    """The inference class for the weights at `path`: an exported file's, else Keras'."""
     return exported_backend(path) or KerasInference
 
 

@@ -1,6 +1,6 @@
 """`test.py --int8`: the int8 TFLite generator of a checkpoint, exported on first use and cached.
 
-The model is models.export's int8 post-training quantisation (average pools
+The model is deploy.export's int8 post-training quantisation (average pools
 float32), calibrated on the repository's sample training faces
 (CALIBRATION_FACES, plus mirror images, as `python -m scripts.export --int8`).
 The cache file is named by a SHA-256 of everything the export depends on: the
@@ -19,14 +19,17 @@ import os
 
 import tensorflow as tf
 
+from data.constants import SCALE
+from data.images import list_images
+from deploy.export import ExportError, TFLiteInference, exported_backend, representative_faces, tflite_bytes
 from models.checkpoint import CheckpointError, _resolve, load_generator
+from utils import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CALIBRATION_FACES = os.path.join(ROOT, "datasets", "train")
 CACHE_SUBDIR = os.path.join("eipnet-tf2", "int8")
 # CPU flags (Linux /proc/cpuinfo) of the int8 dot-product instructions XNNPACK's
-# int8 kernels gain from; without them int8 was 1.07x fp32 at batch 16 on an
-# AVX2 machine (README), with them 2.5x.
+# int8 kernels gain from; without them int8 is barely faster than float32 (README's benchmark).
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
@@ -80,9 +83,6 @@ def int8_inference(weight_path, lr_size=16, batch_size=1, calibration=CALIBRATIO
     `log(message)` hears where the model comes from. Raises CheckpointError
     (ExportError) for unreadable weights, an exported model, or a failed export.
     """
-    from data.images import list_images
-    from models.export import ExportError, TFLiteInference, exported_backend, representative_faces, tflite_bytes
-
     if exported_backend(weight_path):
         raise ExportError(f"--int8 quantises Keras weights; {weight_path} is an exported model already "
                           f"(run it without --int8)")
@@ -103,14 +103,11 @@ def int8_inference(weight_path, lr_size=16, batch_size=1, calibration=CALIBRATIO
         log(f"int8 model: exporting {weight_path} (first use of these weights), calibrated on "
             f"{calibration} -> {path}")
     generator = load_generator(weight_path, lr_size=lr_size)
-    faces = representative_faces(calibration, load_size=8 * lr_size)
+    faces = representative_faces(calibration, load_size=SCALE * lr_size)
     content = tflite_bytes(generator, "int8", faces, lr_size=lr_size, batch_size=batch_size)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.{os.getpid()}.partial"  # a run killed mid-write leaves no truncated model under `path`
     try:
-        with open(partial, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a run killed mid-write leaves no truncated model
             f.write(content)
-        os.replace(partial, path)
     except OSError as err:
         raise CheckpointError(f"cannot write the int8 model cache {path}: {err.strerror or err}") from err
     return TFLiteInference(path)

@@ -1,9 +1,9 @@
 """Exporting the generator for deployment, and running the exported files.
 
 Formats
-- SavedModel (`export_saved_model`), weights frozen into the graph (as fast
-  as the Keras model on this project's AVX2 machine, 2026-11-24); three signatures, all fully convolutional
-  ([N, h, w, 3] -> [N, 8h, 8w, 3]) on the [0, 255] scale:
+- SavedModel (`export_saved_model`), weights frozen into the graph; three
+  signatures, all fully convolutional ([N, h, w, 3] -> [N, 8h, 8w, 3]) on the
+  [0, 255] scale:
     serving_default  float32 `lr` -> {"sr": float32}
     serving_uint8    uint8 `lr`   -> {"sr": float32, "sr_uint8": uint8 (rounded, clipped)}
     with_edges       float32 `lr` -> {"sr", "edge_32", "edge_64", "edge_128"}
@@ -17,17 +17,17 @@ Formats
                faces: int8 weights (per channel) and activations for every
                conv, transposed conv, add, sub and concat; the three
                AVERAGE_POOL_2D of the edge blocks stay float32 (XNNPACK has no
-               int8 average pooling, and TFLite's own int8 kernel is slow). float32 I/O: the quantise/dequantise at the ends cost
-               nothing measurable and the linear RGB output keeps its range.
+               int8 average pooling, and TFLite's own int8 kernel is slow).
+               float32 I/O: the quantise/dequantise at the ends cost nothing
+               measurable and the linear RGB output keeps its range.
     "dynamic"  int8 weights, activations quantised on the fly per batch (no
-               calibration data); slower than "int8" and closer to float32
-               (not in the benchmark);
+               calibration data); slower than "int8" and closer to float32;
     "float16"  float16 weights (dequantised to float32 at load on a CPU).
   The interpreter is ai_edge_litert's when installed, else tf.lite's
   (deprecated in TF 2.21 but present; same XNNPACK, same outputs and speed).
 
 Loaders (`SavedModelInference`, `TFLiteInference`, `load_exported`) return
-objects with models/inference.py's interface: `.name` and
+objects with deploy/inference.py's interface: `.name` and
 `.predict(lr float32 [N, h, w, 3]) -> (sr float32 numpy, edges list or None)`.
 """
 import os
@@ -35,7 +35,9 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from data.constants import FRAME
 from data.degradation import degrade
 from data.images import ImageReadError, list_images, prepare_hr, read_image
 from models.checkpoint import CheckpointError, first_lines
@@ -55,7 +57,7 @@ class ExportError(CheckpointError):
     """An export or an exported model that cannot be written or read; the message says why.
 
     A CheckpointError (so a ValueError), so that callers of
-    models.inference.load_inference catch it like any unreadable weights.
+    deploy.inference.load_inference catch it like any unreadable weights.
     """
 
 
@@ -69,11 +71,8 @@ def frozen_forward(generator, spec):
 
     The int8 calibrator cannot run the READ_VARIABLE ops live variables leave;
     for the SavedModel, constants let oneDNN reorder each conv's weights once
-    (measured no faster than the variables on this project's AVX2 machine:
-    benchmark path keras_frozen).
+    (scripts/benchmark.py's keras_frozen path measures it).
     """
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     forward = tf.function(lambda lr: tuple(generator(lr, training=False)))
     return convert_variables_to_constants_v2(forward.get_concrete_function(spec))
 
@@ -140,7 +139,7 @@ class SavedModelInference:
 
 
 # -- TFLite ------------------------------------------------------------------
-def representative_faces(folder, load_size=128, flips=True):
+def representative_faces(folder, load_size=FRAME, flips=True):
     """float32 LR faces [N, s/8, s/8, 3] of a folder (test-time framing), with mirror images."""
     if not os.path.isdir(folder):
         raise ExportError(f"representative folder not found: {folder}")
@@ -227,16 +226,13 @@ def _int8_bytes(converter, representative, lr_size, batch_size, float_ops):
         return debugger.get_nondebug_quantized_model()
 
 
-def export_tflite(generator, path, int8=False, representative=None, lr_size=16, quantization=None,
-                  batch_size=1):
-    """Write a .tflite file: float32, or int8 when `int8` (needs `representative`).
+def export_tflite(generator, path, quantization="float32", representative=None, lr_size=16, batch_size=1):
+    """Write a .tflite file with a quantisation of QUANTIZATIONS ("int8" needs `representative`).
 
-    `quantization` (one of QUANTIZATIONS) overrides `int8`; `representative`
-    is an array of float32 LR faces [N, lr_size, lr_size, 3] on [0, 255]
-    (`representative_faces`). The file takes batches of `batch_size`;
-    TFLiteInference runs any N in chunks of it.
+    `representative` is an array of float32 LR faces [N, lr_size, lr_size, 3]
+    on [0, 255] (`representative_faces`). The file takes batches of
+    `batch_size`; TFLiteInference runs any N in chunks of it.
     """
-    quantization = quantization or ("int8" if int8 else "float32")
     content = tflite_bytes(generator, quantization, representative, lr_size, batch_size)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
@@ -246,7 +242,7 @@ def export_tflite(generator, path, int8=False, representative=None, lr_size=16, 
 
 def _interpreter_class():
     """LiteRT's interpreter (ai_edge_litert) when installed, else tf.lite's (deprecated)."""
-    try:
+    try:  # optional: not in requirements.txt
         from ai_edge_litert.interpreter import Interpreter
         return Interpreter
     except ImportError:
@@ -333,7 +329,7 @@ def load_exported(path, lr_size=16, output_nc=3):
 def exported_backend(path):
     """TFLiteInference for a .tflite file, SavedModelInference for a SavedModel folder, else None.
 
-    For models/inference.py's dispatch by file type.
+    For deploy/inference.py's dispatch by file type.
     """
     if str(path).lower().endswith(TFLITE_EXTENSION) and not os.path.isdir(path):
         return TFLiteInference
