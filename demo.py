@@ -18,7 +18,7 @@ import dataclasses
 import os
 import shutil
 import signal
-import sys
+import socket
 import tempfile
 import time
 import traceback
@@ -28,8 +28,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+from utils import fail, start_tensorflow  # noqa: E402
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 PROG = "demo.py"
@@ -45,6 +44,41 @@ LIMITS_TEXT = (f"Uploads: images up to {MAX_INPUT_PIXELS / 1e6:g} megapixels and
 KEEP_SECONDS = 3600  # results (and Gradio's copies of uploads) are deleted after an hour
 LR_SIDE = 16
 HR_SIDE = 128
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="EIPNet in a local web page (Gradio).",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on; 0.0.0.0 makes the page reachable from other machines")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on")
+    parser.add_argument("--weight_path", default=None,
+                        help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
+                             "G_weight.ckpt prefix, an export, or a folder holding one of them "
+                             "(default: the bundled checkpoint/CelebA beside demo.py)")
+    opt = parser.parse_args(argv)
+    opt.weight_path = opt.weight_path or os.path.join(ROOT, "checkpoint", "CelebA")
+    if not 0 < opt.port < 65536:
+        parser.error(f"--port must be between 1 and 65535, got {opt.port}")
+    return opt
+
+
+if __name__ == "__main__":
+    OPT = parse_args()
+start_tensorflow()
+
+import cv2  # noqa: E402
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from data import alignment, photo as real_photo  # noqa: E402
+from data.degradation import degrade  # noqa: E402
+from data.images import ImageReadError, list_images, prepare_hr, prepare_lr, read_image, upscale_bicubic  # noqa: E402
+from metrics.quality import psnr  # noqa: E402
+from models import CheckpointError  # noqa: E402
+from deploy.inference import load_inference  # noqa: E402
+from utils import to_uint8, write_png  # noqa: E402
 
 
 class DemoError(ValueError):
@@ -70,9 +104,6 @@ def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
     refuses. Each face says whether it was super-resolved or left as bicubic
     (too large for the 8x model, or too small), as test.py's report does.
     """
-    from data import alignment, photo as real_photo
-    from data.images import upscale_bicubic
-
     try:
         result = real_photo.super_resolve_photo(photo, predict, upscale, max_pixels=max_pixels)
     except alignment.PhotoTooLargeError as err:
@@ -85,10 +116,6 @@ def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
 def enhance_face(image, predict):
     """(lr, bicubic, sr, hr or None, seconds) for one face crop: test.py's default path, or its
     --lr_input path for a 16x16 image."""
-    from data.degradation import degrade
-    from data.images import prepare_hr, prepare_lr, upscale_bicubic
-    from utils import to_uint8
-
     start = time.perf_counter()
     if image.shape[:2] == (LR_SIDE, LR_SIDE):
         hr, lr = None, prepare_lr(image, LR_SIDE)
@@ -104,8 +131,6 @@ def enhance_face(image, predict):
 
 def read_upload(path):
     """uint8 RGB of an uploaded file, by test.py's reader; DemoError when it is not a usable image."""
-    from data.images import ImageReadError, read_image
-
     if not path:
         raise DemoError("No image: upload a photo or pick a sample first.")
     check_pixels(*header_size(path))  # before decoding: a small file can hold a huge image
@@ -120,8 +145,6 @@ def read_upload(path):
 def header_size(path):
     """(width, height) from the file's header without decoding it; (0, 0) when Pillow cannot tell
     (the decoder then has the last word)."""
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             return image.size
@@ -163,8 +186,6 @@ def upload_path(payload):
 def write_result(image, name, out_dir):
     """The PNG offered for download, in a folder of its own under out_dir (the name stays the
     user's); folders older than KEEP_SECONDS go, so a long-running server does not fill the disk."""
-    from utils import write_png
-
     now = time.time()
     for old in os.listdir(out_dir):
         old = os.path.join(out_dir, old)
@@ -189,8 +210,6 @@ def face_rows(faces):
 
 def run(payload, mode, upscale, predict, out_dir):
     """(slider pair, bicubic, EIPNet, PNG path, face rows, status text) for one request."""
-    from metrics.quality import psnr
-
     image = read_upload(upload_path(payload))
     stem = os.path.splitext(os.path.basename(upload_path(payload) or "image"))[0]
     if mode == "photo":
@@ -217,8 +236,6 @@ def run(payload, mode, upscale, predict, out_dir):
 
 
 def handler(predict, out_dir):
-    import gradio as gr
-
     def process(payload, mode, upscale):
         try:
             return run(payload, mode, upscale, predict, out_dir)
@@ -239,9 +256,6 @@ GROUP = ((56, 40, 50), (44, 110, 100), (20, 170, 50), (19, 220, 110), (18, 200, 
 def group_photo(paths, out_path):
     """A 256x160 'photo' of five bundled faces (aligned frames of 18 to 56 px, as `GROUP` places
     them) on a smooth background; written to out_path."""
-    from data.images import read_image
-    from utils import to_uint8, write_png
-
     rng = np.random.default_rng(0)
     low = rng.uniform(60, 200, (3, 4, 3)).astype(np.float32)
     photo = cv2.resize(low, (256, 160), interpolation=cv2.INTER_CUBIC)
@@ -257,8 +271,6 @@ def group_photo(paths, out_path):
 
 def samples(folder):
     """[path, mode] examples: a group photo made from the bundled faces, then the faces themselves."""
-    from data.images import list_images
-
     faces = list_images(SAMPLES_DIR)
     group = group_photo(faces[:len(GROUP)], os.path.join(folder, "group_photo.png"))
     return [[group, "photo"]] + [[p, "aligned face"] for p in faces]
@@ -266,8 +278,6 @@ def samples(folder):
 
 def build(predict, work_dir):
     """The page; its samples and results live under work_dir."""
-    import gradio as gr
-
     out_dir = os.path.join(work_dir, "results")
     os.makedirs(out_dir, exist_ok=True)
     with gr.Blocks(title="EIPNet face super-resolution", analytics_enabled=False,
@@ -307,58 +317,30 @@ def build(predict, work_dir):
 
 def load_predict(weight_path):
     """The generator's predict for the weights at weight_path, warmed up; exits with one line on error."""
-    from models import CheckpointError
-    from deploy.inference import load_inference
-
     try:
         model = load_inference(weight_path)
     except CheckpointError as err:
-        print(f"{PROG}: error: {err}; pass --weight_path to a generator.weights.h5, a train.py checkpoint "
-              f"or the authors' G_weight.ckpt", file=sys.stderr)
-        sys.exit(1)
+        fail(PROG, f"{err}; pass --weight_path to a generator.weights.h5, a train.py checkpoint "
+                   f"or the authors' G_weight.ckpt")
     model.predict(np.zeros((1, LR_SIDE, LR_SIDE, 3), np.float32))  # tracing stays out of the first request
     return model.predict
 
 
 def warm_detector():
-    from data import alignment
-
     alignment.detect_faces(np.zeros((64, 64, 3), np.uint8))
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="EIPNet in a local web page (Gradio).",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to serve on; 0.0.0.0 makes the page reachable from other machines")
-    parser.add_argument("--port", type=int, default=7860, help="port to serve on")
-    parser.add_argument("--weight_path", default=None,
-                        help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
-                             "G_weight.ckpt prefix, an export, or a folder holding one of them "
-                             "(default: the bundled checkpoint/CelebA beside demo.py)")
-    opt = parser.parse_args(argv)
-    opt.weight_path = opt.weight_path or os.path.join(ROOT, "checkpoint", "CelebA")
-    if not 0 < opt.port < 65536:
-        parser.error(f"--port must be between 1 and 65535, got {opt.port}")
-    return opt
 
 
 def check_port(host, port):
     """Exit with one line when host:port cannot be served on, before the model takes its seconds to load."""
-    import socket
-
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
             s.bind((host, port))
     except OSError as err:
-        print(f"{PROG}: error: cannot serve on {host}:{port}: {err.strerror or err}; pick another --port",
-              file=sys.stderr)
-        sys.exit(1)
+        fail(PROG, f"cannot serve on {host}:{port}: {err.strerror or err}; pick another --port")
 
 
-def main(argv=None):
-    opt = parse_args(argv)
+def main(opt):
     check_port(opt.host, opt.port)
     predict = load_predict(opt.weight_path)
     warm_detector()
@@ -377,4 +359,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(OPT)

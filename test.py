@@ -15,14 +15,44 @@ bicubic, and rank-1 identification among the people of --test_path (SR,
 bicubic, HR) when its faces belong to several identities.
 Unreadable images are reported and skipped.
 """
+import contextlib
 import csv
 import json
 import math
 import os
 import sys
 import time
+import types
 
 from options.test_options import TestOptions
+from utils import start_tensorflow
+
+if __name__ == "__main__":
+    OPT = TestOptions().parse()  # --gpu_ids must reach CUDA before TensorFlow loads
+start_tensorflow()
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data import photo as ph  # noqa: E402
+from data.alignment import PhotoTooLargeError  # noqa: E402
+from data.degradation import degrade_test  # noqa: E402
+from data.images import (IMAGE_EXTENSIONS, ImageReadError, list_images, prepare_hr, prepare_lr,  # noqa: E402
+                         read_image, upscale_bicubic)
+from metrics import brisque  # noqa: E402
+from metrics.evaluator import Evaluation, IdentityEvaluator, prefetched  # noqa: E402
+from metrics.face import FaceTools  # noqa: E402
+from metrics.identification import identifiable, summary as identification_summary  # noqa: E402
+from metrics.identity import load_identity_network  # noqa: E402
+from metrics.vif import min_size  # noqa: E402
+from models import CheckpointError  # noqa: E402
+from models.generator import MIXED_POLICY  # noqa: E402
+from models.identity import IdentityWeightsError, find_weights  # noqa: E402
+from deploy.inference import load_inference  # noqa: E402
+from deploy.int8 import int8_inference, lacks_vnni  # noqa: E402
+from scripts.identity_roc import IdentityRocError, face_labels  # noqa: E402
+from utils import describe_device, fail, finite_mean, output_stems, to_uint8, warn  # noqa: E402
+from visualizer import comparison_figure  # noqa: E402
 
 PROG = "test.py"
 METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y", "bicubic_psnr", "bicubic_ssim")
@@ -31,16 +61,6 @@ NO_CHECKPOINT_HELP = ("train one with `python train.py`, or pass --weight_path t
 RUN_PREFIX = "run_"
 OUTPUT_SUFFIXES = ("_SR.png", "_LR.png")
 FIGURE = "comparison.png"
-
-
-def fail(message):
-    """One line on stderr and a non-zero exit, no traceback."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def warn(message):
-    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def requested_folder(opt):
@@ -74,52 +94,38 @@ def is_earlier_result(path, out_root):
 
 
 def find_inputs(opt, out_root):
-    from data.images import IMAGE_EXTENSIONS, list_images
-
     out_root = os.path.realpath(out_root)
     files = [f for f in list_images(opt.test_path) if not is_earlier_result(f, out_root)]
     if not files:
-        fail(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under --test_path {opt.test_path}")
+        fail(PROG, f"no images ({', '.join(IMAGE_EXTENSIONS)}) under --test_path {opt.test_path}")
     return files
 
 
 def load_model(opt):
-    from models import CheckpointError
-    from models.generator import MIXED_POLICY
-    from deploy.inference import load_inference
-
     if opt.int8:
-        from deploy.int8 import int8_inference, lacks_vnni
-
         if lacks_vnni():
-            warn("this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo): int8 may run no "
+            warn(PROG, "this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8 in /proc/cpuinfo): int8 may run no "
                  "faster than float32 here")
         try:
             return int8_inference(opt.weight_path, opt.lr_size, opt.batchSize,
                                   log=lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True))
         except CheckpointError as err:
-            fail(f"{err}; {NO_CHECKPOINT_HELP}" if "no checkpoint" in str(err) else str(err))
+            fail(PROG, f"{err}; {NO_CHECKPOINT_HELP}" if "no checkpoint" in str(err) else str(err))
     try:
         return load_inference(opt.weight_path, lr_size=opt.lr_size, output_nc=opt.output_nc,
                               policy=MIXED_POLICY if opt.mixed_precision else None)
     except CheckpointError as err:
-        fail(f"{err}; {NO_CHECKPOINT_HELP}")
+        fail(PROG, f"{err}; {NO_CHECKPOINT_HELP}")
 
 
 def face_evaluator(opt):
     """IdentityEvaluator for the requested paper metrics, less those that cannot run here (warned)."""
     if opt.lr_input or opt.real_world:
         return None
-    from metrics.face import FaceTools
-    from metrics.evaluator import IdentityEvaluator
-    from metrics.identity import load_identity_network
-    from metrics.vif import min_size
-    from models.identity import IdentityWeightsError, find_weights
-
     want = {"fr": not opt.no_fr, "vif": not opt.no_vif, "tar_algo": not opt.no_tar_algo,
             "tar_net": not opt.no_tar_net}
     if want["vif"] and opt.crop_size < min_size():
-        warn(f"VIF is off: it needs faces of at least {min_size()} px, --crop_size is {opt.crop_size}")
+        warn(PROG, f"VIF is off: it needs faces of at least {min_size()} px, --crop_size is {opt.crop_size}")
         want["vif"] = False
     face_tools = identity_network = None
     if want["fr"] or want["tar_algo"]:
@@ -127,7 +133,7 @@ def face_evaluator(opt):
             face_tools = FaceTools().check(descriptors=want["tar_algo"])
         except ImportError as err:  # EvalDependencyError: dlib or its model files
             names = [n for n, on in (("FR-PSNR/FR-SSIM", want["fr"]), ("TAR algorithm", want["tar_algo"])) if on]
-            warn(f"{' and '.join(names)} off: {err} to enable (--no_fr --no_tar_algo silences this)")
+            warn(PROG, f"{' and '.join(names)} off: {err} to enable (--no_fr --no_tar_algo silences this)")
             want["fr"] = want["tar_algo"] = False
     if want["tar_net"]:
         reason = None
@@ -142,7 +148,7 @@ def face_evaluator(opt):
             except (ImportError, IdentityWeightsError) as err:
                 reason = str(err).splitlines()[0]
         if reason:
-            warn(f"TAR network off: {reason}; run `python -m scripts.get_facenet_weights` or pass "
+            warn(PROG, f"TAR network off: {reason}; run `python -m scripts.get_facenet_weights` or pass "
                  f"--id_weights PATH to enable (--no_tar_net silences this)")
             want["tar_net"] = False
     if not any(want.values()):
@@ -154,41 +160,34 @@ def brisque_on(opt):
     """Whether BRISQUE runs: HR mode, not switched off, and its package installed (else warned)."""
     if opt.no_brisque or opt.lr_input or opt.real_world:
         return False
-    from metrics.brisque import load_model
-
     try:
-        load_model()
+        brisque.load_model()
     except ImportError as err:  # EvalDependencyError: the brisque package
-        warn(f"BRISQUE off: {err} to enable (--no_brisque silences this)")
+        warn(PROG, f"BRISQUE off: {err} to enable (--no_brisque silences this)")
         return False
     return True
 
 
 def identities(opt, files, evaluator):
     """{path: identity} when rank-1 identification can run (dlib descriptors, 2+ identities), else None."""
-    from metrics.identification import identifiable
-    from scripts.identity_roc import IdentityRocError, face_labels
-
     if opt.lr_input or evaluator is None or not evaluator.tar_algo:
         if opt.identities:
-            warn("rank-1 identification off: it needs HR mode and the TAR algorithm's dlib descriptors")
+            warn(PROG, "rank-1 identification off: it needs HR mode and the TAR algorithm's dlib descriptors")
         return None
     try:
         labels = face_labels(files, opt.identities)
     except IdentityRocError as err:
-        fail(err)
+        fail(PROG, err)
     if identifiable(labels):
         return dict(zip(files, labels))
     if opt.identities:
-        warn(f"rank-1 identification off: the {len(files)} faces are of {len(set(labels))} identities in "
+        warn(PROG, f"rank-1 identification off: the {len(files)} faces are of {len(set(labels))} identities in "
              f"{opt.identities}; it needs 2 or more, one of them with 2 faces")
     return None
 
 
 def read(path, opt):
     """(hr, lr, None), or (None, None, the ImageReadError) for a file that cannot be read."""
-    from data.images import ImageReadError
-
     try:
         return (*prepare(path, opt), None)
     except ImageReadError as err:
@@ -197,9 +196,6 @@ def read(path, opt):
 
 def prepare(path, opt):
     """(hr uint8 or None, lr uint8) for one input file; raises ImageReadError."""
-    from data.degradation import degrade_test
-    from data.images import prepare_hr, prepare_lr, read_image
-
     image = read_image(path)
     if opt.lr_input:
         return None, prepare_lr(image, opt.lr_size)
@@ -207,15 +203,25 @@ def prepare(path, opt):
     return hr, degrade_test(hr, opt.degradation)
 
 
+@contextlib.contextmanager
+def workers_skip_this_module():
+    """Processes spawned in this block start with an empty __main__.
+
+    multiprocessing re-runs the __main__ script in every spawned process before its task; this
+    one starts TensorFlow, which the metric workers never use: on two cores that doubled the
+    time of a run on the sample faces. Evaluation starts all its workers when it is made.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 def batches(items, size):
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def mean(values):
-    """(mean of the finite values, how many were inf or NaN and left out: a PSNR is inf for an SR equal to its HR)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return (float(sum(finite) / len(finite)) if finite else float("nan")), len(values) - len(finite)
 
 
 def json_value(value):
@@ -251,13 +257,6 @@ def summary_line(processed, out_dir, summary, new_run, skipped):
 
 def real_world(opt, files, model, out_dir, new_run, stems):
     """--real_world: every face of every photo the model can help super-resolved and pasted back."""
-    from tqdm import tqdm
-
-    from data import photo as ph
-    from data.alignment import PhotoTooLargeError
-    from data.images import ImageReadError, read_image
-    from utils import describe_device
-
     counts = {"photos": 0, "faces": 0, "super_resolved": 0, "too_large": 0, "too_small": 0,
               "photos_without_face": 0}
     skipped = 0
@@ -283,7 +282,7 @@ def real_world(opt, files, model, out_dir, new_run, stems):
         counts["too_small"] += result.count(ph.TOO_SMALL)
         counts["photos_without_face"] += not result.faces
     if counts["photos"] == 0:
-        fail(f"none of the {len(files)} photos under {opt.test_path} could be processed")
+        fail(PROG, f"none of the {len(files)} photos under {opt.test_path} could be processed")
     summary = {**counts, "skipped": skipped, "upscale": opt.upscale, "device": describe_device(),
                "backend": model.name, "precision": model.precision, "weight_path": opt.weight_path,
                "mode": "real_world", "photos_report": reports}
@@ -297,21 +296,8 @@ def real_world(opt, files, model, out_dir, new_run, stems):
     return summary
 
 
-def main(argv=None):
-    opt = TestOptions().parse(argv)
+def main(opt):
     files = find_inputs(opt, requested_folder(opt))
-
-    import numpy as np
-    from tqdm import tqdm
-
-    from data.images import upscale_bicubic
-    from metrics.brisque import KEYS as BRISQUE_KEYS
-    from metrics.evaluator import Evaluation, prefetched
-    from metrics.identification import summary as identification_summary
-    from utils import to_uint8
-    from utils import describe_device, output_stems
-    from visualizer import comparison_figure
-
     model = load_model(opt)
     evaluator = face_evaluator(opt)
     with_brisque = brisque_on(opt)
@@ -324,7 +310,8 @@ def main(argv=None):
 
     samples, skipped, names, row_paths = [], [], [], []
     generator_seconds, processed, warmed_up = 0.0, 0, False
-    evaluation = Evaluation(opt.workers, evaluator, with_brisque)
+    with workers_skip_this_module():
+        evaluation = Evaluation(opt.workers, evaluator, with_brisque)
     progress = tqdm(total=len(files), desc="evaluating", unit="face")
     wall_start = time.perf_counter()
     for chunk, prepared in prefetched(batches(files, opt.batchSize), lambda chunk: [read(p, opt) for p in chunk]):
@@ -366,7 +353,7 @@ def main(argv=None):
     progress.close()
 
     if processed == 0:
-        fail(f"none of the {len(files)} images under {opt.test_path} could be read")
+        fail(PROG, f"none of the {len(files)} images under {opt.test_path} could be read")
     if samples:
         comparison_figure(samples, os.path.join(out_dir, FIGURE),
                           title=f"EIPNet x8: {os.path.basename(os.path.normpath(opt.weight_path))}")
@@ -379,14 +366,14 @@ def main(argv=None):
     if not opt.lr_input:
         summary["degradation"] = opt.degradation
     if rows:
-        mean_keys = METRIC_KEYS + (BRISQUE_KEYS if with_brisque else ())
+        mean_keys = METRIC_KEYS + (brisque.KEYS if with_brisque else ())
         columns = mean_keys + (evaluator.per_image_keys if evaluator is not None else ())
         with open(os.path.join(out_dir, "metrics.csv"), "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(("name",) + columns)
             for row in rows:
                 writer.writerow([row["name"]] + [f"{row[k]:.6f}" for k in columns])
-        means = {k: mean([row[k] for row in rows]) for k in mean_keys}
+        means = {k: finite_mean([row[k] for row in rows]) for k in mean_keys}
         summary.update({k: value for k, (value, _) in means.items()})
         summary["left_out_of_means"] = {k: n for k, (_, n) in means.items() if n}
         if evaluator is not None:
@@ -402,4 +389,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(OPT)

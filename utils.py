@@ -16,11 +16,12 @@ import numpy as np
 
 # What TensorFlow's C++ side prints while it loads and looks for GPUs on a machine with none:
 # absl's notice, "Could not find cuda drivers", "failed call to cuInit: ... (303)". Users read it
-# as a failure. Other lines printed then are passed on.
+# as a failure. Other lines printed then are passed on. Before absl::InitializeLog the time field
+# is "00:00:<seconds since 1970>", hence \d+ for the seconds.
 _STARTUP_NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] .*"
-    r"|E\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] failed call to cuInit: .*)$")
+    r"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] .*"
+    r"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] failed call to cuInit: .*)$")
 
 
 def fail(prog, message, code=1):
@@ -72,6 +73,11 @@ def to_uint8(image):
     return np.clip(np.round(np.asarray(image, np.float64)), 0, 255).astype(np.uint8)
 
 
+def usable_cores():
+    """Every core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def start_tensorflow():
     """Import TensorFlow and find its devices with their C++ start-up lines filtered out; returns the module.
 
@@ -94,11 +100,15 @@ def start_tensorflow():
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = [line for line in captured.read().decode(errors="replace").splitlines()
-                    if not _STARTUP_NOISE.match(line)]
+            kept = startup_lines_kept(captured.read().decode(errors="replace"))
             if kept:
                 print("\n".join(kept), file=sys.stderr, flush=True)
     return tf
+
+
+def startup_lines_kept(text):
+    """The lines of what was printed while TensorFlow started that are not its start-up noise."""
+    return [line for line in text.splitlines() if not _STARTUP_NOISE.match(line)]
 
 
 def write_png(path, rgb):

@@ -6,6 +6,8 @@ OpenCV's INTER_LINEAR averages each 2x2 block and rounds half up, so each step
 is a 2x2 average pool followed by floor(x + 0.5). Doing it in TF keeps one
 function for test.py (eager, on a batch) and the tf.data pipeline (in graph).
 """
+import cv2
+import numpy as np
 import tensorflow as tf
 
 from data.constants import DEGRADATIONS, JPEG_QUALITY, SCALE
@@ -40,11 +42,8 @@ def degrade(hr):
     return pyramid(hr)[-1]
 
 
-
 def jpeg_roundtrip(image, quality=JPEG_QUALITY):
     """uint8 RGB image encoded as baseline JPEG at ``quality`` (OpenCV's libjpeg) and decoded."""
-    import cv2
-
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"JPEG encoding of a {image.shape} image failed")
@@ -58,9 +57,6 @@ def degrade_test(hr, kind="bilinear"):
     (the mean of each 8x8 block); jpeg: bilinear, then a JPEG_QUALITY round trip
     of the small image, as a compressed thumbnail would arrive.
     """
-    import cv2
-    import numpy as np
-
     if kind not in DEGRADATIONS:
         raise ValueError(f"unknown degradation {kind!r}; expected one of {', '.join(DEGRADATIONS)}")
     if kind == "area":

@@ -34,6 +34,7 @@ positions count readable images only. `num_images` / `steps_per_epoch` count
 every listed file until the cache has been built, after which they count the
 readable ones; without a cache an epoch with unreadable files ends early.
 """
+import dataclasses
 import logging
 import os
 
@@ -42,16 +43,45 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from data.augment import augment
-from data.canny import HIGH, LOW, canny_maps
-from data.constants import SCALE
+from data.canny import canny_maps
 from data.degradation import degrade, pyramid
 from data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, prepare_hr, read_image
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_MB = 4096
 TRAIN_PARTITION = 0
 _EVAL_CHUNK = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """What the pipeline takes from train.py's options, built once by `from_options`.
+
+    No defaults and no checks here: options/ holds both (crop_size a multiple
+    of SCALE, load_size >= crop_size, batch_size >= 1, seed >= 0, ...).
+    """
+    train_path: str
+    dataset_mode: str  # face framing, one of DATASET_MODES
+    load_size: int
+    crop_size: int
+    batch_size: int
+    seed: int
+    flip: bool
+    rotate: bool
+    canny_low: float
+    canny_high: float
+    canny_adaptive: bool
+    partition_file: str | None  # None: every file; else only the names in its partition 0
+    cache_memory_mb: float  # 0 disables the cache
+
+    @classmethod
+    def from_options(cls, opt):
+        """From TrainOptions().parse()."""
+        return cls(train_path=opt.train_path, dataset_mode=opt.dataset_mode, load_size=opt.load_size,
+                   crop_size=opt.crop_size, batch_size=opt.batchSize, seed=opt.seed, flip=not opt.no_flip,
+                   rotate=not opt.no_rotate, canny_low=opt.canny_low, canny_high=opt.canny_high,
+                   canny_adaptive=opt.canny_adaptive, partition_file=opt.partition_file or None,
+                   cache_memory_mb=opt.cache_memory_mb)
 
 
 def read_partition_file(path):
@@ -88,9 +118,49 @@ def select_partition(files, partition_file, partition=TRAIN_PARTITION):
     return [f for f in files if partitions.get(os.path.basename(f)) == partition]
 
 
+def training_files(config):
+    """The training images of `config`: every image of train_path, or those in partition 0."""
+    files = list_image_files(config.train_path, "training")
+    if config.partition_file:
+        files = select_partition(files, config.partition_file)
+        if not files:
+            raise ValueError(f"no image under {config.train_path} is listed in partition "
+                             f"{TRAIN_PARTITION} of {config.partition_file}")
+    return files
+
+
 def load_face(path, load_size, mode="folder"):
     """uint8 [load_size, load_size, 3] framed face of an image file (test-time framing)."""
     return prepare_hr(read_image(path), load_size, load_size, mode)
+
+
+def epoch_key(seed, epoch, stream):
+    """int64 [2] key of one epoch's random stream (0: the shuffle, 1: augmentation)."""
+    return np.random.SeedSequence([seed, epoch, stream]).generate_state(2, np.uint32).astype(np.int64)
+
+
+def element_maker(key, config):
+    """(position, uint8 load_size image) -> the training element of that position, seeded by (key, position)."""
+    crop = config.crop_size if config.load_size > config.crop_size else None
+
+    def make(position, image):
+        seed = tf.random.experimental.stateless_fold_in(key, position)
+        hr = tf.cast(augment(image, seed, crop, config.flip, config.rotate), tf.float32)
+        half, quarter, lr = pyramid(hr)
+        c128, c64, c32 = canny_maps([hr, half, quarter], config.canny_low, config.canny_high,
+                                    config.canny_adaptive)
+        return {"lr": lr, "hr": hr, "canny_32": c32, "canny_64": c64, "canny_128": c128}
+
+    return make
+
+
+def check_position(epoch, offset, worker, workers, batch_size):
+    if epoch < 0:
+        raise ValueError(f"epoch must be non-negative, got {epoch}")
+    if offset < 0:
+        raise ValueError(f"offset must be non-negative, got {offset}")
+    if workers < 1 or not 0 <= worker < workers or batch_size % workers:
+        raise ValueError(f"worker {worker} of {workers} cannot take an equal share of batchSize {batch_size}")
 
 
 def _readable(image, ok):
@@ -102,53 +172,17 @@ def _image(image, ok):
 
 
 class TrainData:
-    """Training set of one folder; `dataset(epoch, offset)` gives its batches.
+    """Training set of one folder, as a `DataConfig` describes it; `dataset(epoch, offset)` gives its batches."""
 
-    Reads from `opt`: train_path, dataset_mode ("folder"), load_size (128),
-    crop_size (128), batchSize (1), seed (0), no_flip (False), no_rotate
-    (False), canny_low (50), canny_high (255), canny_adaptive (False),
-    partition_file (None: every file; else only names in partition 0),
-    cache_memory_mb (4096; 0 disables the cache).
-    """
-
-    def __init__(self, opt):
-        self.train_path = opt.train_path
-        self.mode = getattr(opt, "dataset_mode", "folder") or "folder"
-        self.load_size = int(getattr(opt, "load_size", 128))
-        self.crop_size = int(getattr(opt, "crop_size", 128))
-        self.batch_size = int(getattr(opt, "batchSize", 1))
-        seed = getattr(opt, "seed", 0)
-        self.seed = 0 if seed is None else int(seed)
-        self.flip = not getattr(opt, "no_flip", False)
-        self.rotate = not getattr(opt, "no_rotate", False)
-        low = getattr(opt, "canny_low", None)
-        high = getattr(opt, "canny_high", None)
-        self.canny_low = LOW if low is None else float(low)
-        self.canny_high = HIGH if high is None else float(high)
-        self.canny_adaptive = bool(getattr(opt, "canny_adaptive", False))
-        self.partition_file = getattr(opt, "partition_file", None) or None
-        cache_mb = getattr(opt, "cache_memory_mb", None)
-        self.cache_memory_mb = DEFAULT_CACHE_MB if cache_mb is None else float(cache_mb)
-
-        if self.crop_size < SCALE or self.crop_size % SCALE:
-            raise ValueError(f"crop_size must be a positive multiple of {SCALE}, got {self.crop_size}")
-        if self.load_size < self.crop_size:
-            raise ValueError(f"load_size ({self.load_size}) must be at least crop_size ({self.crop_size})")
-        if self.batch_size < 1:
-            raise ValueError(f"batchSize must be at least 1, got {self.batch_size}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be non-negative, got {self.seed}")
-
-        files = list_image_files(self.train_path, "training")
-        if self.partition_file:
-            files = select_partition(files, self.partition_file)
-            if not files:
-                raise ValueError(f"no image under {self.train_path} is listed in partition "
-                                 f"{TRAIN_PARTITION} of {self.partition_file}")
-        self.files = files
-        self._check_batch(len(files))
-        self.cache_bytes = len(files) * self.load_size ** 2 * 3
-        self.cached = self.cache_bytes <= self.cache_memory_mb * 2 ** 20
+    def __init__(self, config):
+        self.config = config
+        self.train_path = config.train_path
+        self.load_size = config.load_size
+        self.batch_size = config.batch_size
+        self.files = training_files(config)
+        self._check_batch(len(self.files))
+        self.cache_bytes = len(self.files) * self.load_size ** 2 * 3
+        self.cached = self.cache_bytes <= config.cache_memory_mb * 2 ** 20
         self._cache = None  # uint8 [num_files, L, L, 3] once built
         self._ok = None  # per file: readable (cache built)
         self._bad = set()
@@ -176,7 +210,7 @@ class TrainData:
     def _decode_np(self, path):
         path = path.decode() if isinstance(path, bytes) else str(path)
         try:
-            return load_face(path, self.load_size, self.mode), True
+            return load_face(path, self.load_size, self.config.dataset_mode), True
         except ImageReadError as err:
             if path not in self._bad:
                 self._bad.add(path)
@@ -212,13 +246,15 @@ class TrainData:
     def _row(self, index):
         return self._cache[index].copy()
 
-    # -- per-epoch order and seeds -------------------------------------------
-    def _epoch_key(self, epoch, stream):
-        return np.random.SeedSequence([self.seed, epoch, stream]).generate_state(2, np.uint32).astype(np.int64)
+    def _fetch(self, position, row):
+        image = tf.numpy_function(self._row, [row], tf.uint8, stateful=False)
+        image.set_shape([self.load_size, self.load_size, 3])
+        return position, image
 
+    # -- per-epoch order ------------------------------------------------------
     def permutation(self, epoch, count):
         """The epoch's shuffled order of `count` files (position -> file index)."""
-        return np.random.default_rng(self._epoch_key(epoch, 0)).permutation(count)
+        return np.random.default_rng(epoch_key(self.config.seed, epoch, 0)).permutation(count)
 
     def _source(self, epoch, offset):
         """(position, uint8 load_size image) from element `offset` on, epoch order."""
@@ -228,29 +264,10 @@ class TrainData:
             rows = rows[self._ok[rows]]  # the same order as decoding the shuffled files
             positions = np.arange(len(rows), dtype=np.int64)
             ds = tf.data.Dataset.from_tensor_slices((positions[offset:], rows[offset:]))
-
-            def fetch(position, row):
-                image = tf.numpy_function(self._row, [row], tf.uint8, stateful=False)
-                image.set_shape([self.load_size, self.load_size, 3])
-                return position, image
-
-            return ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            return ds.map(self._fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         files = np.asarray(self.files, dtype=object)[self.permutation(epoch, len(self.files))]
         ds = self._decoded(list(files)).filter(_readable).map(_image)
         return ds.enumerate().skip(offset)
-
-    def _element(self, key):
-        crop = self.crop_size if self.load_size > self.crop_size else None
-
-        def make(position, image):
-            seed = tf.random.experimental.stateless_fold_in(key, position)
-            hr = tf.cast(augment(image, seed, crop, self.flip, self.rotate), tf.float32)
-            half, quarter, lr = pyramid(hr)
-            c128, c64, c32 = canny_maps([hr, half, quarter], self.canny_low, self.canny_high,
-                                        self.canny_adaptive)
-            return {"lr": lr, "hr": hr, "canny_32": c32, "canny_64": c64, "canny_128": c128}
-
-        return make
 
     def dataset(self, epoch, offset=0, worker=0, workers=1):
         """Batches of epoch `epoch` from element `offset` on (resume: offset = samples done).
@@ -264,38 +281,29 @@ class TrainData:
         and each augments only its own images.
         """
         epoch, offset = int(epoch), int(offset)
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch}")
-        if offset < 0:
-            raise ValueError(f"offset must be non-negative, got {offset}")
-        if workers < 1 or not 0 <= worker < workers or self.batch_size % workers:
-            raise ValueError(f"worker {worker} of {workers} cannot take an equal share of "
-                             f"batchSize {self.batch_size}")
-        key = tf.constant(self._epoch_key(epoch, 1))
+        check_position(epoch, offset, worker, workers, self.batch_size)
+        key = tf.constant(epoch_key(self.config.seed, epoch, 1))
         ds = self._source(epoch, offset)
         share = self.batch_size // workers
         if workers > 1:
             take = slice(worker * share, (worker + 1) * share)
             ds = ds.batch(self.batch_size, drop_remainder=True).map(lambda p, i: (p[take], i[take])).unbatch()
-        ds = ds.map(self._element(key), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(element_maker(key, self.config), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.batch(share, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         options = tf.data.Options()
         options.deterministic = True
         return ds.with_options(options)
 
 
-def load_eval_set(opt, path, limit=None):
+def load_eval_set(config, path, limit=None):
     """Validation/test faces of a folder: (names, hr, lr).
 
     names: paths relative to `path` (sorted; '/' separators); hr: uint8
-    [N, s, s, 3], test-time framing (`prepare_hr` with opt's load_size,
-    crop_size, dataset_mode); lr: float32 [N, s/8, s/8, 3] = degrade(hr).
+    [N, s, s, 3], test-time framing (`prepare_hr` with the `DataConfig`'s
+    load_size, crop_size, dataset_mode); lr: float32 [N, s/8, s/8, 3] = degrade(hr).
     Unreadable files are skipped (with a warning); `limit` keeps the first
     `limit` readable images. Raises ValueError when nothing is readable.
     """
-    load_size = int(getattr(opt, "load_size", 128))
-    crop_size = int(getattr(opt, "crop_size", 128))
-    mode = getattr(opt, "dataset_mode", "folder") or "folder"
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     names, faces = [], []
@@ -303,7 +311,7 @@ def load_eval_set(opt, path, limit=None):
         if limit is not None and len(faces) >= limit:
             break
         try:
-            faces.append(prepare_hr(read_image(file), load_size, crop_size, mode))
+            faces.append(prepare_hr(read_image(file), config.load_size, config.crop_size, config.dataset_mode))
         except ImageReadError as err:
             log.warning("skipping unreadable image %s: %s", file, err)
             continue

@@ -23,7 +23,6 @@ rest; decoding, framing and the LR degradation are small. So a run:
   the SR and the bicubic row.
 """
 import multiprocessing
-import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -189,11 +188,6 @@ class IdentityEvaluator:
                 for t, k in zip(NET_THRESHOLDS, TAR_NET_KEYS):
                     out[prefix + k] = tar(col("dist_net"), t)
         return {k: out[k] for k in self.summary_keys}
-
-
-def default_workers():
-    """Every core this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def evaluate_face(sr, bicubic, hr, png_paths, faces=None, brisque=False):

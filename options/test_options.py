@@ -3,6 +3,7 @@ import os
 
 from data.constants import DEGRADATIONS
 from options.base_options import BaseOptions
+from utils import usable_cores
 
 # SSIM's 11x11 window must fit in the HR face.
 MIN_HR_CROP = 16
@@ -87,9 +88,7 @@ class TestOptions(BaseOptions):
         if opt.int8 and opt.mixed_precision:
             parser.error("--int8 and --mixed_precision exclude each other: the int8 model has its own precision")
         if opt.workers is None:
-            from metrics.evaluator import default_workers
-
-            opt.workers = default_workers()
+            opt.workers = usable_cores()
         if opt.workers < 1:
             parser.error(f"--workers must be at least 1, got {opt.workers}")
         if opt.upscale < 1:

@@ -22,21 +22,28 @@ One run measures, on the current machine:
 It prints the tables and writes them as JSON and markdown (same stem, .md).
 
 Adding a section (e.g. training images/s): write `def my_section(args, ctx)
--> list of row dicts`, and append `Section("name", "Title", my_section,
-COLUMNS)` to SECTIONS; the JSON gets ctx.results["name"] = rows and the
+-> list of row dicts`, append `Section("name", "Title", my_section,
+COLUMNS)` to SECTIONS and "name" to SECTION_NAMES (which --sections checks
+before TensorFlow loads); the JSON gets ctx.results["name"] = rows and the
 markdown a table with COLUMNS.
 """
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import types
 from collections import namedtuple
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
+
+from utils import fail, start_tensorflow
 
 DEFAULT_OUTPUT = os.path.join("bench", "benchmark.json")
 PATHS = ("keras", "keras_frozen", "savedmodel", "tflite_fp32", "tflite_int8", "keras_bf16")
@@ -49,6 +56,7 @@ PATH_NOTES = {
     "keras_bf16": "Keras mixed_bfloat16 (opt-in; AMX/AVX512-BF16 via oneDNN)",
 }
 
+SECTION_NAMES = ("inference", "quality", "test_py", "pipeline", "training")  # in SECTIONS' order
 ROUNDS = 4  # round-robin rounds of the inference timing (quick: 1)
 
 Section = namedtuple("Section", "name title run columns")
@@ -115,16 +123,39 @@ def parse_args(argv=None):
         args.test_copies = 3 if args.quick else 10
     if min(args.train_batch, args.train_steps, args.test_copies) < 1 or args.train_crop < 8 or args.train_crop % 8:
         p.error("--train_batch, --train_steps and --test_copies must be positive, --train_crop a multiple of 8")
-    names = [s.name for s in SECTIONS]
-    args.sections = _split(args.sections) if args.sections else names
-    bad = [x for x in args.sections if x not in names]
+    args.sections = _split(args.sections) if args.sections else list(SECTION_NAMES)
+    bad = [x for x in args.sections if x not in SECTION_NAMES]
     if bad:
-        p.error(f"unknown section(s) {', '.join(bad)}; expected {', '.join(names)}")
+        p.error(f"unknown section(s) {', '.join(bad)}; expected {', '.join(SECTION_NAMES)}")
     return args
 
 
 def _split(text):
     return [x.strip() for x in str(text).split(",") if x.strip()]
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+start_tensorflow()
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2  # noqa: E402
+
+import train  # noqa: E402
+from data.degradation import degrade  # noqa: E402
+from data.images import list_images, prepare_hr, read_image  # noqa: E402
+from data.pipeline import DataConfig, TrainData  # noqa: E402
+from metrics.quality import psnr  # noqa: E402
+from deploy import export  # noqa: E402
+from deploy.int8 import cpu_flags  # noqa: E402
+from models import Discriminator, build_generator, identity, load_generator, save_generator  # noqa: E402
+from models.checkpoint import GENERATOR_FILE, _named_layers  # noqa: E402
+from options.train_options import TrainOptions  # noqa: E402
+from utils import describe_device, to_uint8  # noqa: E402
 
 
 # -- timing -------------------------------------------------------------------
@@ -154,20 +185,15 @@ def median(values):
 # -- context shared by the sections --------------------------------------------
 class Context:
     def __init__(self, args):
-        import numpy as np
-
         self.args = args
         self.results = {}
         self.matmul_samples = []
-        self.np = np
         self._generator = None
         self.weights = None
         self.work_dir = args.work_dir or tempfile.mkdtemp(prefix="eipnet_bench_")
 
     # matmul yardstick ---------------------------------------------------------
     def sample_matmul(self, calls=1):
-        import tensorflow as tf
-
         n = self.args.matmul_size
         if not hasattr(self, "_mm"):
             a = tf.random.stateless_normal([n, n], seed=[1, 2])
@@ -186,11 +212,6 @@ class Context:
     # the generator -------------------------------------------------------------
     def generator(self):
         if self._generator is None:
-            import tensorflow as tf
-
-            from models.checkpoint import load_generator
-            from models.generator import build_generator
-
             path = self.args.weight_path or find_weights()
             if path:
                 self._generator = load_generator(path, lr_size=self.args.lr_size)
@@ -204,8 +225,6 @@ class Context:
 
 def find_weights(root="checkpoint"):
     """The first generator.weights.h5 under `root` (sorted walk), or None."""
-    from models.checkpoint import GENERATOR_FILE
-
     for folder, subfolders, files in sorted(os.walk(root)):
         subfolders.sort()
         if GENERATOR_FILE in files:
@@ -215,12 +234,6 @@ def find_weights(root="checkpoint"):
 
 def generator_gflop(generator, lr_size):
     """GFLOP (2 x multiply-adds of the convolutions) per image at `lr_size`."""
-    from keras import layers
-
-    from models.checkpoint import _named_layers
-
-    import tensorflow as tf
-
     shapes = {}
 
     def record(layer):
@@ -232,7 +245,7 @@ def generator_gflop(generator, lr_size):
             return out
         return original, call
 
-    convs = [l for l in _named_layers(generator) if isinstance(l, (layers.Conv2D, layers.Conv2DTranspose))]
+    convs = [x for x in _named_layers(generator) if isinstance(x, (layers.Conv2D, layers.Conv2DTranspose))]
     originals = []
     for layer in convs:
         original, call = record(layer)
@@ -255,29 +268,23 @@ def generator_gflop(generator, lr_size):
 
 # -- inference paths ----------------------------------------------------------
 def _representative(ctx):
-    from deploy.export import representative_faces
-
     args, load = ctx.args, ctx.args.lr_size * 8
     faces = []
     for folder in (args.representative_path, args.sample_path):
         try:
-            faces = representative_faces(folder, load_size=load)
+            faces = export.representative_faces(folder, load_size=load)
             ctx.representative = folder
             break
         except Exception:  # missing/empty folder: try the next one
             continue
     if len(faces) == 0:
-        faces = ctx.np.random.default_rng(0).integers(0, 256, (8, args.lr_size, args.lr_size, 3)).astype("float32")
+        faces = np.random.default_rng(0).integers(0, 256, (8, args.lr_size, args.lr_size, 3)).astype("float32")
         ctx.representative = "random pixels (no face folder found)"
     return faces
 
 
 def make_runners(ctx, path):
     """{batch size: predict(lr) -> sr numpy} for one path."""
-    import tensorflow as tf
-
-    from deploy import export
-
     args, g = ctx.args, ctx.generator()
     spec = tf.TensorSpec([None, args.lr_size, args.lr_size, 3], tf.float32)
     if path == "keras":
@@ -310,10 +317,6 @@ def make_runners(ctx, path):
 
 def bf16_forward(generator, lr_size):
     """The generator under Keras' mixed_bfloat16 policy (same weights), float32 sr out."""
-    import tensorflow as tf
-
-    from models.generator import build_generator
-
     twin = build_generator(lr_size, generator.output_nc, policy="mixed_bfloat16")
     twin.set_weights(generator.get_weights())
     return lambda x: tf.cast(twin(x, training=False)[0], tf.float32)
@@ -324,7 +327,6 @@ def run_inference(args, ctx):
     with a matmul sample per round, so that a shared machine's drifting load
     falls on all of them alike (sequential windows measured up to 1.5x apart
     for identical graphs here)."""
-    np = ctx.np
     gflop = generator_gflop(ctx.generator(), args.lr_size)
     ctx.results["gflop_per_image"] = gflop
     faces = sample_faces(ctx)
@@ -380,23 +382,16 @@ def sample_faces(ctx):
     """(hr uint8, lr float32) of the sample faces, or None when there are none."""
     if hasattr(ctx, "_faces"):
         return ctx._faces
-    from data.degradation import degrade
-    from data.images import list_images, prepare_hr, read_image
-
     load = ctx.args.lr_size * 8
     files = list_images(ctx.args.sample_path) if os.path.isdir(ctx.args.sample_path) else []
     ctx._faces = None
     if files:
-        hr = ctx.np.stack([prepare_hr(read_image(f), load, load) for f in files])
+        hr = np.stack([prepare_hr(read_image(f), load, load) for f in files])
         ctx._faces = (hr, degrade(hr).numpy().astype("float32"))
     return ctx._faces
 
 
 def run_quality(args, ctx):
-    np = ctx.np
-    from metrics.quality import psnr
-    from utils import to_uint8
-
     faces = sample_faces(ctx)
     outputs = getattr(ctx, "sample_outputs", {})
     if faces is None or "keras" not in outputs:
@@ -420,13 +415,8 @@ def run_quality(args, ctx):
 
 # -- data pipeline ----------------------------------------------------------------
 def _pipeline_folder(args, tmp):
-    from data.images import list_images
-
     if os.path.isdir(args.train_path) and len(list_images(args.train_path)) >= args.pipeline_images:
         return args.train_path, False
-    import cv2
-
-    np = __import__("numpy")
     rng = np.random.default_rng(0)
     folder = os.path.join(tmp, "pipeline_images")
     os.makedirs(folder, exist_ok=True)
@@ -440,18 +430,14 @@ def _pipeline_folder(args, tmp):
 
 
 def run_pipeline(args, ctx):
-    import tensorflow as tf
-
-    from data.pipeline import TrainData
-
-    from data.images import list_images
-
     folder, generated = _pipeline_folder(args, ctx.work_dir)
     batch = max(1, min(args.pipeline_batch, len(list_images(folder))))
     rows = []
     for label, cache_mb in (("cached (steady state)", 4096), ("decode every epoch", 0)):
-        opt = types.SimpleNamespace(train_path=folder, batchSize=batch, seed=0, cache_memory_mb=cache_mb)
-        data = TrainData(opt)
+        # train.py's defaults for everything else: parsed, not validated, so CUDA_VISIBLE_DEVICES stays as it is
+        opt = TrainOptions().parser().parse_args(["--train_path", folder, "--batchSize", str(batch),
+                                                  "--cache_memory_mb", str(cache_mb)])
+        data = TrainData(DataConfig.from_options(opt))
         options = tf.data.Options()
         options.threading.private_threadpool_size = 1
         options.threading.max_intra_op_parallelism = 1
@@ -486,9 +472,6 @@ TRAIN_CONFIGS = (("G losses (L_rgb, L_e, L_lc)", False, False), ("+ identity (L_
 
 def graph_gflop(fn, spec):
     """GFLOP of one call of `fn` on `spec`, as TF's profiler counts the ops of the frozen graph."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     frozen = convert_variables_to_constants_v2(tf.function(fn).get_concrete_function(spec))
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
@@ -505,21 +488,16 @@ def training_gflop(args):
     update (G forward, D forward and backward on HR and SR: 1 G + 6 D) and L_ad
     (D forward and input backward on SR: 2 D).
     """
-    import tensorflow as tf
-
-    from models import Discriminator, build_generator
-    from models.identity import IdentityNetwork
-
     crop = args.train_crop
     g = build_generator(crop // 8)
     d = Discriminator()
     face = tf.TensorSpec([1, crop, crop, 3], tf.float32)
     forward = {"G": graph_gflop(lambda x: g(x, training=False)[0], tf.TensorSpec([1, crop // 8, crop // 8, 3])),
                "D": graph_gflop(lambda x: d(x, training=False), face),
-               "FaceNet": graph_gflop(IdentityNetwork(pretrained=False).bottleneck, face)}
+               "FaceNet": graph_gflop(identity.IdentityNetwork(pretrained=False).bottleneck, face)}
     step = {}
-    for name, identity, gan in TRAIN_CONFIGS:
-        step[name] = (3 * forward["G"] + (3 * forward["FaceNet"] if identity else 0.0)
+    for name, with_identity, gan in TRAIN_CONFIGS:
+        step[name] = (3 * forward["G"] + (3 * forward["FaceNet"] if with_identity else 0.0)
                       + (forward["G"] + 8 * forward["D"] if gan else 0.0))
     return forward, step
 
@@ -547,22 +525,17 @@ def _train_child(arg_values, config, folder, id_weights):
     Runs in a fresh process, so that its peak memory is its own. The batches
     are read before the timing: the pipeline has its own section.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = types.SimpleNamespace(**arg_values)
     configure_tf(args)
-    import train
-    from options.train_options import TrainOptions
-
-    _, identity, gan = config
-    if identity and not id_weights:
-        from models import identity as identity_module  # random FaceNet weights: the same FLOPs
-
-        identity_module.load_identity_network = lambda *_, **__: identity_module.IdentityNetwork(pretrained=False)
+    _, with_identity, gan = config
     with tempfile.TemporaryDirectory() as tmp:
+        if with_identity and not id_weights:  # random FaceNet weights: the same FLOPs
+            id_weights = os.path.join(tmp, "random_facenet.weights.h5")
+            identity.build_facenet().save_weights(id_weights)
         argv = ["--train_path", folder, "--test_path", folder, "--checkpoint_path", tmp,
                 "--batchSize", str(args.train_batch), "--load_size", str(args.train_crop),
                 "--crop_size", str(args.train_crop), "--niter", "1000", "--gan_start_iter", "0" if gan else "1000"]
-        argv += (["--id_weights", id_weights] if id_weights else []) if identity else ["--lambda_id", "0"]
+        argv += ["--id_weights", id_weights] if with_identity else ["--lambda_id", "0"]
         trainer = train.Trainer(TrainOptions().parse(argv))
         batches, epoch = [], 0
         while len(batches) < args.train_steps + 2:
@@ -578,14 +551,9 @@ def _train_child(arg_values, config, folder, id_weights):
 
 
 def run_training(args, ctx):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from models.identity import IdentityWeightsError, find_weights
-
     try:
-        id_weights = find_weights(args.id_weights, download=False)
-    except IdentityWeightsError:
+        id_weights = identity.find_weights(args.id_weights, download=False)
+    except identity.IdentityWeightsError:
         if args.id_weights:
             raise
         id_weights = None
@@ -594,14 +562,14 @@ def run_training(args, ctx):
     ctx.results["training_gflop"] = {"forward_per_image": forward, "step_per_image": step}
     rows = []
     for config in TRAIN_CONFIGS:
-        name, identity, _ = config
+        name, with_identity, _ = config
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             images_per_s, seconds, peak_mb = pool.submit(_train_child, vars(args), config, folder,
                                                          id_weights).result()
         rows.append({"losses": name, "images_per_s": images_per_s, "step_s": seconds, "peak_rss_mb": peak_mb,
                      "step_gflop_per_image": step[name], "gflops": images_per_s * step[name],
                      "batch": args.train_batch, "crop": args.train_crop,
-                     "facenet": ("" if not identity else "pretrained" if id_weights else "random weights")})
+                     "facenet": ("" if not with_identity else "pretrained" if id_weights else "random weights")})
         print(f"  training, {name}: {images_per_s:.2f} images/s, peak {peak_mb or float('nan'):.0f} MB", flush=True)
     base = rows[0]
     for row in rows:
@@ -615,12 +583,6 @@ def run_training(args, ctx):
 # -- test.py itself ---------------------------------------------------------------
 def run_test_py(args, ctx):
     """test.py on copies of the sample faces: its own images_per_s, against the matmul rate."""
-    import shutil
-    import subprocess
-
-    from data.images import list_images
-    from models import save_generator
-
     faces = list_images(args.sample_path) if os.path.isdir(args.sample_path) else []
     if not faces:
         return []
@@ -714,8 +676,6 @@ CPU_FLAGS_SHOWN = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_
 
 def shown_cpu_flags():
     """The CPU_FLAGS_SHOWN this CPU has, or None where /proc/cpuinfo cannot tell."""
-    from deploy.int8 import cpu_flags
-
     flags = cpu_flags()
     return None if flags is None else [f for f in CPU_FLAGS_SHOWN if f in flags]
 
@@ -762,7 +722,8 @@ def markdown(report):
         mm = report["matmul"]
         head.append(f"- fp32 dense matmul rate ({mm['size']}x{mm['size']} tf.matmul): **{mm['gflops']:.1f} GFLOP/s** "
                     f"(median of {len(mm['samples_gflops'])} samples: "
-                    + ", ".join(f"{s:.0f}" for s in mm["samples_gflops"]) + "); one sample per round of the round-robin inference timing")
+                    + ", ".join(f"{s:.0f}" for s in mm["samples_gflops"])
+                    + "); one sample per round of the round-robin inference timing")
     if "gflop_per_image" in report:
         head.append(f"- generator cost: {report['gflop_per_image']:.2f} GFLOP per image (2 x conv MACs)")
     if report.get("representative"):
@@ -783,23 +744,14 @@ def markdown(report):
 
 
 def configure_tf(args):
-    import tensorflow as tf
-
     if args.intra_op_threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     if args.inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
-    return tf
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    tf = configure_tf(args)
-    import keras
-
-    from utils import describe_device
-
+def main(args):
+    configure_tf(args)
     ctx = Context(args)
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": describe_device(),
               "tf_version": tf.__version__, "keras_version": keras.__version__,
@@ -839,6 +791,6 @@ def main(argv=None):
 
 if __name__ == "__main__":
     try:
-        main()
+        main(ARGS)
     except (ValueError, OSError) as err:
-        sys.exit(f"benchmark: error: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}")
+        fail("benchmark", str(err).strip().splitlines()[0] if str(err).strip() else repr(err))

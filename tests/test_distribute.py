@@ -41,11 +41,11 @@ def test_two_mirrored_replicas_update_like_one_device_and_checkpoints_cross_over
 
 
 def test_distributed_worker_shares_make_up_the_global_batches():
-    from data.pipeline import TrainData
+    from data.pipeline import DataConfig, TrainData
     from options.train_options import TrainOptions
 
     opt = TrainOptions().parse(DATA + ["--batchSize", "4"])
-    data = TrainData(opt)
+    data = TrainData(DataConfig.from_options(opt))
     whole = list(data.dataset(1, offset=0).as_numpy_iterator())
     shares = [list(data.dataset(1, offset=0, worker=w, workers=2).as_numpy_iterator()) for w in range(2)]
     assert len(whole) == len(shares[0]) == len(shares[1]) == 1

@@ -188,12 +188,13 @@ def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
     from scripts import benchmark
 
     out = tmp_path / "bench" / "b.json"
-    benchmark.main(["--quick", "--output", str(out), "--weight_path", exported["weights"],
-                    "--lr_size", "4", "--matmul_size", "256", "--batch_sizes", "1", "--seconds", "0.05",
-                    "--paths", "keras,savedmodel,tflite_fp32,tflite_int8",
-                    "--sample_path", TEST_FACES, "--representative_path", TRAIN_FACES,
-                    "--pipeline_images", "4", "--pipeline_batch", "2", "--work_dir", str(tmp_path / "w"),
-                    "--train_batch", "1", "--train_crop", "16", "--train_steps", "1", "--test_copies", "1"])
+    benchmark.main(benchmark.parse_args([
+        "--quick", "--output", str(out), "--weight_path", exported["weights"],
+        "--lr_size", "4", "--matmul_size", "256", "--batch_sizes", "1", "--seconds", "0.05",
+        "--paths", "keras,savedmodel,tflite_fp32,tflite_int8",
+        "--sample_path", TEST_FACES, "--representative_path", TRAIN_FACES,
+        "--pipeline_images", "4", "--pipeline_batch", "2", "--work_dir", str(tmp_path / "w"),
+        "--train_batch", "1", "--train_crop", "16", "--train_steps", "1", "--test_copies", "1"]))
     report = json.loads(out.read_text())
     for key in ("machine", "tf_version", "matmul", "gflop_per_image", "inference", "quality", "pipeline", "weights",
                 "test_py", "training", "training_gflop"):

