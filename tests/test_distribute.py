@@ -13,7 +13,13 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT
+
+if __name__ == "__main__":
+    # a worker or the replicas child, not a pytest process: importing conftest here would make its temporary
+    # folder in the worker's TMPDIR, which must hold nothing but the worker's own saves (and remove them)
+    ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+else:
+    from conftest import ROOT
 
 DATA = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
         "--gpu_ids", "-1", "--val_images", "2", "--display_epoch_freq", "0", "--display_iter_freq", "0",
