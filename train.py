@@ -115,11 +115,7 @@ class Trainer:
         try:
             return self.step.train_step(batch, iteration >= self.gan_start, iteration, self.stop_signal is not None)
         except NonFiniteLoss as err:
-            latest = self.state.manager.latest_checkpoint
-            raise TrainingError(f"{err}; stopped without saving"
-                                + (f", the last good checkpoint is {latest} (resume with --continue_train)"
-                                   if latest else ", no checkpoint was saved yet")
-                                + "; --skip_nan skips such batches instead") from None
+            raise self.state.stopped_unsaved(err) from None
 
     def save(self):
         prefix = self.state.save()
@@ -142,7 +138,7 @@ class Trainer:
             self.log.open()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
-        print(self._summary(status))
+        print(start_line(self, status))
 
         progress = tqdm(total=self.total_iters, initial=self._iteration(), unit="it", dynamic_ncols=True)
         logs = None
@@ -154,7 +150,7 @@ class Trainer:
                 # the epoch counter moves with its last batch, so a checkpoint saved there is an epoch end
                 epoch_done = int(self.state.position.numpy()) >= self.steps_per_epoch
                 if epoch_done:
-                    self.end_epoch()
+                    self.state.end_epoch()
                 if step_logs is not None:
                     logs = step_logs
                     self.state.iteration.assign_add(1)
@@ -167,55 +163,30 @@ class Trainer:
                 if epoch_done or self.step.stop_voted or self._iteration() >= self.total_iters:
                     break
             else:  # unreadable files ended the epoch early
-                self.end_epoch()
+                self.state.end_epoch()
                 self.after_epoch(logs)
         progress.close()
         self.finish()
-
-    def _summary(self, status):
-        opt, unreadable = self.opt, len(self.data.unreadable)
-        replicas = self.strategy.num_replicas_in_sync
-        return (f"{status}; {self.data.num_images} training images"
-                + (f" ({unreadable} unreadable, skipped)" if unreadable else "")
-                + f", {self.steps_per_epoch} iterations/epoch, "
-                f"{self.total_iters} iterations, GAN phase after iteration {self.gan_start}"
-                + (f"; {replicas} replicas of {opt.batchSize // replicas} images" if replicas > 1 else "")
-                + (f"; validation bicubic PSNR {self.log.val_bicubic['psnr']:.2f} dB on {len(self.log.val_hr)} "
-                   f"faces of {opt.val_path or opt.test_path}"
-                   if self.chief else "; not the chief: writes no files"))
 
     def finish(self):
         """The last save, the last validation and the closing message."""
         prefix = self.save()
         iteration = self._iteration()
         if self.step.stop_voted:
-            command = " ".join(shlex.quote(a) for a in [sys.executable, PROG] + resume_args(sys.argv[1:]))
-            cause = (f"by {signal.Signals(self.stop_signal).name}" if self.stop_signal is not None
-                     else "by a signal to another worker")
-            print(f"stopped {cause} at iteration {iteration}; saved {prefix or 'by the chief'}\n"
-                  f"resume with: {command}")
+            print(stop_lines(self, iteration, prefix))
             return
-        skipped = ((f"; skipped {self.step.skipped_batches} NaN batches" if self.step.skipped_batches else "")
-                   + (f"; skipped {len(self.data.unreadable)} unreadable images" if self.data.unreadable else "")
-                   + (f"; {self.step.overflow_steps} updates skipped by loss scaling"
-                      if self.step.overflow_steps else ""))
-        if not self.chief:
-            print(f"done: {iteration} iterations; the chief saved the generator" + skipped)
-            return
-        scores = self.log.validate(iteration)
-        self.log.flush()
-        bicubic = self.log.val_bicubic
-        print(f"done: {iteration} iterations; validation PSNR {scores['psnr']:.2f} dB "
-              f"(bicubic {bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f} "
-              f"(bicubic {bicubic['ssim']:.4f}); generator: "
-              f"{os.path.join(self.opt.experiment_dir, 'generator.weights.h5')}" + skipped)
+        scores = None
+        if self.chief:
+            scores = self.log.validate(iteration)
+            self.log.flush()
+        print(done_line(self, iteration, scores))
 
     def after_iteration(self, logs):
         opt, iteration = self.opt, self._iteration()
         last = iteration >= self.total_iters
         if self.chief:
             if iteration % opt.print_iter_freq == 0 or last:
-                self.log.write_loss_line(logs, iteration, self._epoch_number())
+                self.log.write_loss_line(logs, iteration, self.state.epoch_number())
                 self.log.write_scalars(logs, iteration)
             if opt.display_iter_freq and iteration % opt.display_iter_freq == 0:
                 self.log.write_grid(iteration)
@@ -226,24 +197,53 @@ class Trainer:
         if opt.save_iter_freq and iteration % opt.save_iter_freq == 0 and not last:
             self.save()
 
-    def _epoch_number(self):
-        """The epoch being trained, 1-based; at an epoch's end, the one just finished."""
-        return int(self.state.epoch.numpy()) + (1 if int(self.state.position.numpy()) > 0 else 0)
-
-    def end_epoch(self):
-        self.state.epoch.assign_add(1)
-        self.state.position.assign(0)
-
     def after_epoch(self, logs):
         opt, epoch = self.opt, int(self.state.epoch.numpy())
         if logs is None:
             return
         if self.chief and opt.print_epoch_freq and epoch % opt.print_epoch_freq == 0:
-            self.log.write_loss_line(logs, self._iteration(), self._epoch_number())
+            self.log.write_loss_line(logs, self._iteration(), self.state.epoch_number())
         if self.chief and opt.display_epoch_freq and epoch % opt.display_epoch_freq == 0:
             self.log.write_grid(self._iteration())
         if opt.save_epoch_freq and epoch % opt.save_epoch_freq == 0:
             self.save()
+
+
+# -- what a run prints ----------------------------------------------------------
+def start_line(trainer, status):
+    """The line a run starts with: how it started, its data, its schedule, its validation set."""
+    opt, data, unreadable = trainer.opt, trainer.data, len(trainer.data.unreadable)
+    replicas = trainer.strategy.num_replicas_in_sync
+    return (f"{status}; {data.num_images} training images"
+            + (f" ({unreadable} unreadable, skipped)" if unreadable else "")
+            + f", {trainer.steps_per_epoch} iterations/epoch, "
+            f"{trainer.total_iters} iterations, GAN phase after iteration {trainer.gan_start}"
+            + (f"; {replicas} replicas of {opt.batchSize // replicas} images" if replicas > 1 else "")
+            + (f"; validation bicubic PSNR {trainer.log.val_bicubic['psnr']:.2f} dB on {len(trainer.log.val_hr)} "
+               f"faces of {opt.val_path or opt.test_path}"
+               if trainer.chief else "; not the chief: writes no files"))
+
+
+def stop_lines(trainer, iteration, prefix):
+    """What a run stopped by a signal saved, and the command that resumes it."""
+    command = " ".join(shlex.quote(a) for a in [sys.executable, PROG] + resume_args(sys.argv[1:]))
+    cause = (f"by {signal.Signals(trainer.stop_signal).name}" if trainer.stop_signal is not None
+             else "by a signal to another worker")
+    return f"stopped {cause} at iteration {iteration}; saved {prefix or 'by the chief'}\nresume with: {command}"
+
+
+def done_line(trainer, iteration, scores):
+    """The last line of a finished run: its final validation `scores` (the chief's; None elsewhere), its skips."""
+    step, data = trainer.step, trainer.data
+    skipped = ((f"; skipped {step.skipped_batches} NaN batches" if step.skipped_batches else "")
+               + (f"; skipped {len(data.unreadable)} unreadable images" if data.unreadable else "")
+               + (f"; {step.overflow_steps} updates skipped by loss scaling" if step.overflow_steps else ""))
+    if scores is None:
+        return f"done: {iteration} iterations; the chief saved the generator" + skipped
+    bicubic = trainer.log.val_bicubic
+    return (f"done: {iteration} iterations; validation PSNR {scores['psnr']:.2f} dB "
+            f"(bicubic {bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f} (bicubic {bicubic['ssim']:.4f}); "
+            f"generator: {os.path.join(trainer.opt.experiment_dir, 'generator.weights.h5')}" + skipped)
 
 
 def main(opt):

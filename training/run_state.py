@@ -117,6 +117,23 @@ class RunState:
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.folder, "ckpt"),
                                                   max_to_keep=opt.max_to_keep, checkpoint_name="ckpt")
 
+    # -- the position ------------------------------------------------------------
+    def epoch_number(self):
+        """The epoch being trained, 1-based; at an epoch's end, the one just finished."""
+        return int(self.epoch.numpy()) + (1 if int(self.position.numpy()) > 0 else 0)
+
+    def end_epoch(self):
+        self.epoch.assign_add(1)
+        self.position.assign(0)
+
+    def stopped_unsaved(self, cause):
+        """The error of a run stopped by `cause` (a NonFiniteLoss) before saving: what it can resume from."""
+        latest = self.manager.latest_checkpoint
+        return TrainingError(f"{cause}; stopped without saving"
+                             + (f", the last good checkpoint is {latest} (resume with --continue_train)"
+                                if latest else ", no checkpoint was saved yet")
+                             + "; --skip_nan skips such batches instead")
+
     # -- the folder ------------------------------------------------------------
     def check_folder(self):
         """Fail before training when the run folder is unusable."""
