@@ -1,4 +1,5 @@
 """Pictures for people: the test comparison figure, the real-photo before/after figure and training image grids."""
+import csv
 import os
 
 import cv2
@@ -54,8 +55,6 @@ def image_grid(rows):
 
 def validation_curve(csv_path, path):
     """Validation PSNR and SSIM against the iteration, with bicubic's as a dashed line (train.py's validation.csv)."""
-    import csv
-
     with open(csv_path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:

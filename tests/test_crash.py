@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import train
+from training.errors import TrainingError
 from test_train import ROOT, TINY, options, weights
 
 NITER = 12
@@ -20,7 +21,7 @@ SAVE_EVERY = 3  # not a multiple of the 2 iterations of an epoch: resumes start 
 
 
 def start(folder, resume, pause=None):
-    """train.py in the background; with `pause` (a folder) each save halts halfway (train.pause_for_tests)."""
+    """train.py in the background; with `pause` (a folder) each save halts halfway (run_state.pause_for_tests)."""
     args = [sys.executable, "train.py", *TINY, "--checkpoint_path", str(folder), "--niter", str(NITER),
             "--save_iter_freq", str(SAVE_EVERY), "--val_iter_freq", "0", "--save_epoch_freq", "0",
             "--max_to_keep", "2"]
@@ -75,13 +76,13 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
         resume = bool(saved_iterations(folder))
         if resume:  # a resume starts from the newest recorded checkpoint: at most one save interval lost
             trainer = train.Trainer(options(folder, "--niter", str(NITER), "--continue_train"))
-            trainer.start()
-            iteration = int(trainer.iteration.numpy())
+            trainer.state.start()
+            iteration = int(trainer.state.iteration.numpy())
             if halted:  # killed right after recording ckpt-N: nothing lost
                 assert f"saving-{iteration}" == marker
             # a kill after ckpt-N is written but before the `checkpoint` file lists it leaves ckpt-N unrecorded
             assert iteration >= max(saved_iterations(folder)) - SAVE_EVERY
-            assert trainer.manager.latest_checkpoint.endswith(f"ckpt-{iteration}")
+            assert trainer.state.manager.latest_checkpoint.endswith(f"ckpt-{iteration}")
     assert kills == 4 and during_save == 2, f"only {kills} kills ({during_save} during a save)"
     proc = start(folder, resume)
     assert proc.wait(timeout=600) == 0 and straight.wait(timeout=600) == 0
@@ -128,7 +129,7 @@ def test_unwritable_folder_fails_before_training(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     trainer = train.Trainer(options(blocker / "runs", "--niter", "1"))
-    with pytest.raises(train.TrainingError, match="cannot write to"):
+    with pytest.raises(TrainingError, match="cannot write to"):
         trainer.fit()
 
 
@@ -139,6 +140,6 @@ def test_full_disk_fails_before_training(tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
     trainer = train.Trainer(options(tmp_path, "--niter", "1"))
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 10**6, 10**6))
-    with pytest.raises(train.TrainingError, match="GiB free.*a checkpoint takes"):
+    with pytest.raises(TrainingError, match="GiB free.*a checkpoint takes"):
         trainer.fit()
     assert not os.path.exists(tmp_path / "experiment" / "ckpt")

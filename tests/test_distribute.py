@@ -13,7 +13,13 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT
+
+if __name__ == "__main__":
+    # a worker or the replicas child, not a pytest process: importing conftest here would make its temporary
+    # folder in the worker's TMPDIR, which must hold nothing but the worker's own saves (and remove them)
+    ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+else:
+    from conftest import ROOT
 
 DATA = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
         "--gpu_ids", "-1", "--val_images", "2", "--display_epoch_freq", "0", "--display_iter_freq", "0",
@@ -107,7 +113,7 @@ def _run_workers(tmp_path, phase, *extra):
 
 @pytest.mark.slow
 def test_multi_worker_on_localhost_trains_in_step_only_the_chief_saves_and_resumes(tmp_path):
-    from train import parse_loss_log
+    from training.run_log import parse_loss_log
 
     outputs, first = _run_workers(tmp_path, "first", "--niter", "3")
     assert all("done: 3 iterations" in out for out in outputs), outputs[1][-3000:]
@@ -200,8 +206,9 @@ def _adam_close(a, b, learning_rate, what):
 
 def _state(trainer):
     """Every checkpointed value of a trainer, in a fixed order."""
-    variables = (trainer.generator.weights + trainer.discriminator.weights + trainer.g_optimizer.variables
-                 + trainer.d_optimizer.variables + [trainer.iteration, trainer.epoch, trainer.position])
+    step, state = trainer.step, trainer.state
+    variables = (step.generator.weights + step.discriminator.weights + step.g_optimizer.variables
+                 + step.d_optimizer.variables + [state.iteration, state.epoch, state.position])
     return [v.numpy() for v in variables]
 
 
@@ -213,6 +220,7 @@ def _replicas(folder):
     import models.identity
     import train
     from options.train_options import TrainOptions
+    from training.errors import TrainingError
 
     models.identity.load_identity_network = lambda *_args, **_kwargs: _stand_in_identity()
     one = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -227,54 +235,55 @@ def _replicas(folder):
         return [trainer.strategy.reduce("SUM", g, axis=None).numpy() for g in grads]
 
     a, b = trainer(one, "one"), trainer(two, "two")
-    for x, y in zip(_state(a) + a.id_net.model.get_weights(), _state(b) + b.id_net.model.get_weights()):
+    for x, y in zip(_state(a) + a.step.id_net.model.get_weights(), _state(b) + b.step.id_net.model.get_weights()):
         np.testing.assert_array_equal(x, y)  # the same seed, the same start
     batch_a = next(iter(a.batches(0, 0)))
     batch_b = next(iter(b.batches(0, 0)))
     assert batch_b["hr"].values[0].shape[0] == 2  # 2 replicas x 2 images
     for adversarial in (False, True):
         # the summed per-replica gradients: a wrong averaging would scale them, which Adam's first step hides
-        logs_a, grads_a = a.g_compute(batch_a, adversarial)
-        logs_b, grads_b = b.g_compute(batch_b, adversarial)
+        logs_a, grads_a = a.step.g_compute(batch_a, adversarial)
+        logs_b, grads_b = b.step.g_compute(batch_b, adversarial)
         _close([logs_a[k] for k in sorted(logs_a)], [logs_b[k] for k in sorted(logs_b)], "G loss")
         assert float(logs_a["L_id"]) > 0 and (float(logs_a["L_ad"]) > 0) == adversarial
         _close(summed(a, grads_a), summed(b, grads_b), "G gradient")
-    d_logs_a, d_grads_a = a.d_compute(batch_a)
-    d_logs_b, d_grads_b = b.d_compute(batch_b)
+    d_logs_a, d_grads_a = a.step.d_compute(batch_a)
+    d_logs_b, d_grads_b = b.step.d_compute(batch_b)
     _close([d_logs_a["D_loss"]], [d_logs_b["D_loss"]], "D loss")
     _close(summed(a, d_grads_a), summed(b, d_grads_b), "D gradient")
 
     for _ in range(2):  # a G update, then the GAN phase: a D update and an adversarial G update
         assert a.train_step(batch_a) is not None and b.train_step(batch_b) is not None
-        a.iteration.assign_add(1)
-        b.iteration.assign_add(1)
-        _adam_close(a.generator.weights, b.generator.weights, a.opt.learning_rate, "G weight")
-    _adam_close(a.discriminator.weights, b.discriminator.weights, a.opt.learning_rate, "D weight")
-    assert int(a.d_optimizer.iterations.numpy()) == int(b.d_optimizer.iterations.numpy()) == 1
+        a.state.iteration.assign_add(1)
+        b.state.iteration.assign_add(1)
+        _adam_close(a.step.generator.weights, b.step.generator.weights, a.opt.learning_rate, "G weight")
+    _adam_close(a.step.discriminator.weights, b.step.discriminator.weights, a.opt.learning_rate, "D weight")
+    assert int(a.step.d_optimizer.iterations.numpy()) == int(b.step.d_optimizer.iterations.numpy()) == 1
 
     # a checkpoint of 1 replica resumes under 2, and one of 2 under 1
     for source, strategy in ((a, two), (b, one)):
-        source.position.assign(1)
-        source.manager.save(checkpoint_number=int(source.iteration.numpy()))
+        source.state.position.assign(1)
+        source.state.manager.save(checkpoint_number=int(source.state.iteration.numpy()))
         resumed = trainer(strategy, source.opt.save_path, "--continue_train")
-        assert resumed.start().startswith("resumed")
+        assert resumed.state.start().startswith("resumed")
         saved, restored = _state(source), _state(resumed)
         assert len(saved) == len(restored) > 100
         for x, y in zip(saved, restored):
             np.testing.assert_array_equal(x, y)
-        assert int(resumed.position.numpy()) == 1 and int(resumed.g_optimizer.iterations.numpy()) == 2
+        assert int(resumed.state.position.numpy()) == 1 and int(resumed.step.g_optimizer.iterations.numpy()) == 2
     try:
         trainer(two, "odd", "--batchSize", "3")
-    except train.TrainingError as err:
+    except TrainingError as err:
         print(err)
     print("replicas ok")
 
 
 def _worker(weights_path, *argv):
     import train
+    from options.train_options import TrainOptions
 
-    trainer = train.main(list(argv))
-    np.savez(weights_path, *[w.numpy() for w in trainer.generator.weights + trainer.discriminator.weights])
+    trainer = train.main(TrainOptions().parse(list(argv)))
+    np.savez(weights_path, *[w.numpy() for w in trainer.step.generator.weights + trainer.step.discriminator.weights])
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import tensorflow as tf
 import train
 from models import load_generator
 from options.train_options import TrainOptions
+from training.gan_step import LossScale
 from conftest import ROOT
 
 TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
@@ -24,40 +25,41 @@ def test_mixed_precision_trains_skips_overflows_and_saves_float32_weights(tmp_pa
     trainer = train.Trainer(TrainOptions().parse(TINY + ["--checkpoint_path", str(tmp_path), "--niter", "2",
                                                          "--gan_start_iter", "1", "--save_iter_freq", "0"]))
     assert keras.mixed_precision.global_policy().name == "float32"  # set only while the networks were made
-    assert trainer.generator.dtype_policy.name == trainer.discriminator.dtype_policy.name == "mixed_float16"
-    assert all(w.dtype == "float32" for w in trainer.generator.weights + trainer.discriminator.weights)
+    step = trainer.step
+    assert step.generator.dtype_policy.name == step.discriminator.dtype_policy.name == "mixed_float16"
+    assert all(w.dtype == "float32" for w in step.generator.weights + step.discriminator.weights)
     lr = tf.random.uniform([1, 2, 2, 3], 0, 255)
-    outputs = trainer.generator(lr)
+    outputs = trainer.step.generator(lr)
     assert [o.dtype for o in outputs] == [tf.float32] * 4
-    assert trainer.discriminator(outputs[0]).dtype == tf.float32
-    before = [w.numpy() for w in trainer.generator.weights]
+    assert trainer.step.discriminator(outputs[0]).dtype == tf.float32
+    before = [w.numpy() for w in trainer.step.generator.weights]
 
     # an overflowing loss scale: the update is skipped and the scale halved, not a fatal NaN
-    scale = trainer.loss_scale["G"].value
+    scale = trainer.step.loss_scale["G"].value
     scale.assign(2.0 ** 100)
     assert trainer.train_step(next(iter(trainer.batches(0, 0)))) is None
-    assert float(scale.numpy()) == 2.0 ** 99 and trainer.overflow_steps == 1 and trainer.skipped_batches == 0
-    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, trainer.generator.weights))
-    scale.assign(train.LossScale.INITIAL)
-    trainer.overflow_steps = 0
+    assert float(scale.numpy()) == 2.0 ** 99 and step.overflow_steps == 1 and step.skipped_batches == 0
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, trainer.step.generator.weights))
+    scale.assign(LossScale.INITIAL)
+    trainer.step.overflow_steps = 0
 
     trainer.fit()
-    assert int(trainer.iteration.numpy()) == 2 and int(trainer.d_optimizer.iterations.numpy()) == 1
-    assert int(trainer.g_optimizer.iterations.numpy()) == 2  # overflow steps do not reach the optimizer
+    assert int(trainer.state.iteration.numpy()) == 2 and int(trainer.step.d_optimizer.iterations.numpy()) == 1
+    assert int(trainer.step.g_optimizer.iterations.numpy()) == 2  # overflow steps do not reach the optimizer
     with open(tmp_path / "experiment" / "loss_log.txt", encoding="utf-8") as f:
         lines = f.read().splitlines()
     assert len(lines) == 2 and "nan" not in " ".join(lines).lower() and "inf" not in " ".join(lines).lower()
-    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, trainer.generator.weights))
-    assert float(scale.numpy()) == train.LossScale.INITIAL / 2 ** trainer.overflow_steps
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, trainer.step.generator.weights))
+    assert float(scale.numpy()) == LossScale.INITIAL / 2 ** trainer.step.overflow_steps
 
     # the saved generator loads into a float32 one, from the export and from the training checkpoint
-    prefix = trainer.manager.latest_checkpoint
+    prefix = trainer.state.manager.latest_checkpoint
     assert float(tf.train.load_checkpoint(prefix).get_tensor(
         "loss_scale/G_value/.ATTRIBUTES/VARIABLE_VALUE")) == float(scale.numpy())
     for source in (str(tmp_path / "experiment"), prefix):
         generator = load_generator(source, lr_size=2)
         assert generator.dtype_policy.name == "float32"
-        for saved, trained in zip(generator.weights, trainer.generator.weights):
+        for saved, trained in zip(generator.weights, trainer.step.generator.weights):
             np.testing.assert_array_equal(saved.numpy(), trained.numpy())
         assert np.isfinite(generator(lr)[0].numpy()).all()
 

@@ -17,6 +17,8 @@ import tensorflow as tf
 import train
 from models import load_generator
 from options.train_options import TrainOptions
+from training.errors import TrainingError
+from training.run_state import resume_args
 from conftest import ROOT
 
 TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
@@ -50,7 +52,7 @@ def test_tiny_run_writes_every_output(tmp_path):
     trainer = run(tmp_path, "--niter", "4", "--save_iter_freq", "2", "--val_iter_freq", "2",
                   "--display_iter_freq", "2", "--gan_start_iter", "2")
     folder = tmp_path / "experiment"
-    assert int(trainer.iteration.numpy()) == 4
+    assert int(trainer.state.iteration.numpy()) == 4
     assert sorted(os.listdir(folder / "ckpt")) == sorted(
         ["checkpoint"] + [f"ckpt-{i}.{ext}" for i in (2, 4) for ext in ("index", "data-00000-of-00001")])
     lines = loss_lines(tmp_path)
@@ -61,7 +63,7 @@ def test_tiny_run_writes_every_output(tmp_path):
     assert float(parsed[1].group(3)) == 0.0 and float(parsed[2].group(3)) > 0  # D trains in the GAN phase only
     generator = load_generator(str(folder), lr_size=8)
     lr = np.random.default_rng(0).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
-    np.testing.assert_allclose(generator(lr)[0].numpy(), trainer.generator(lr)[0].numpy(), atol=1e-3)
+    np.testing.assert_allclose(generator(lr)[0].numpy(), trainer.step.generator(lr)[0].numpy(), atol=1e-3)
     assert json.load(open(folder / "opt.json"))["niter"] == 4
     assert (folder / "opt.txt").exists() and (folder / "loss_curves.png").stat().st_size > 0
     assert (folder / "best" / "generator.weights.h5").exists()
@@ -91,10 +93,11 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     # exactly: the resumed run restores every variable and the data position, so it computes the same floats
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    for x, y in zip(straight.discriminator.weights + straight.g_optimizer.variables + straight.d_optimizer.variables,
-                    resumed.discriminator.weights + resumed.g_optimizer.variables + resumed.d_optimizer.variables):
+    a_step, b_step = straight.step, resumed.step
+    for x, y in zip(a_step.discriminator.weights + a_step.g_optimizer.variables + a_step.d_optimizer.variables,
+                    b_step.discriminator.weights + b_step.g_optimizer.variables + b_step.d_optimizer.variables):
         np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.path)
-    assert int(straight.g_optimizer.iterations.numpy()) == int(resumed.g_optimizer.iterations.numpy()) == 5
+    assert int(a_step.g_optimizer.iterations.numpy()) == int(b_step.g_optimizer.iterations.numpy()) == 5
     # every line, the resumed iterations 4-5 (one in the GAN phase) too, to the log's 4 decimals
     assert loss_lines(tmp_path / "a") == loss_lines(tmp_path / "b") and len(loss_lines(tmp_path / "b")) == 5
 
@@ -102,15 +105,15 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
 def test_resuming_with_another_learning_rate_trains_at_the_new_one(tmp_path, capsys):
     run(tmp_path, "--niter", "2", "--val_iter_freq", "0")  # at the default 1e-4, which the checkpoint stores
     same = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train"))
-    assert "learning rate" not in same.start()
-    assert float(same.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-4, rel=1e-6)
+    assert "learning rate" not in same.state.start()
+    assert float(same.step.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-4, rel=1e-6)
     capsys.readouterr()
     resumed = run(tmp_path, "--niter", "3", "--val_iter_freq", "0", "--continue_train", "--learning_rate", "3e-5")
     assert "(iteration 2); learning rate now 3e-05 (it was 0.0001)" in capsys.readouterr().out
-    for optimizer in (resumed.g_optimizer, resumed.d_optimizer):
+    for optimizer in (resumed.step.g_optimizer, resumed.step.d_optimizer):
         assert float(optimizer.learning_rate.numpy()) == pytest.approx(3e-5, rel=1e-6)
-    saved = dict(tf.train.list_variables(resumed.manager.latest_checkpoint))
-    rates = [tf.train.load_variable(resumed.manager.latest_checkpoint, name) for name in saved
+    saved = dict(tf.train.list_variables(resumed.state.manager.latest_checkpoint))
+    rates = [tf.train.load_variable(resumed.state.manager.latest_checkpoint, name) for name in saved
              if "learning_rate" in name and "OPTIMIZER_SLOT" not in name]
     assert len(rates) == 2 and all(rate == pytest.approx(3e-5, rel=1e-6) for rate in rates)
 
@@ -124,18 +127,18 @@ def test_another_seed_gives_another_run(tmp_path):
 def test_which_iter_picks_a_checkpoint_and_names_missing_ones(tmp_path):
     run(tmp_path, "--niter", "3", "--save_iter_freq", "1", "--val_iter_freq", "0", "--save_epoch_freq", "0")
     trainer = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_iter", "2"))
-    assert trainer.start().startswith("resumed") and int(trainer.iteration.numpy()) == 2
+    assert trainer.state.start().startswith("resumed") and int(trainer.state.iteration.numpy()) == 2
     trainer = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_iter", "9"))
-    with pytest.raises(train.TrainingError, match="iteration 9.*kept: 1, 2, 3"):
-        trainer.start()
+    with pytest.raises(TrainingError, match="iteration 9.*kept: 1, 2, 3"):
+        trainer.state.start()
     trainer = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_epoch", "1"))
-    trainer.start()
-    assert int(trainer.epoch.numpy()) == 1 and int(trainer.position.numpy()) == 0
+    trainer.state.start()
+    assert int(trainer.state.epoch.numpy()) == 1 and int(trainer.state.position.numpy()) == 0
 
 
 def test_nan_loss_stops_or_is_skipped(tmp_path):
     def poison(trainer):
-        compute = trainer.g_compute
+        compute = trainer.step.g_compute
         calls = []
 
         def g_compute(batch, adversarial):
@@ -145,18 +148,18 @@ def test_nan_loss_stops_or_is_skipped(tmp_path):
                 logs = dict(logs, L_e=tf.constant(float("nan")))
                 grads = [g * float("nan") for g in grads]
             return logs, grads
-        trainer.g_compute = g_compute
+        trainer.step.g_compute = g_compute
 
     trainer = train.Trainer(options(tmp_path / "stop", "--niter", "3", "--val_iter_freq", "0"))
     poison(trainer)
-    with pytest.raises(train.TrainingError, match=r"iteration 2: L_e = nan.*no checkpoint"):
+    with pytest.raises(TrainingError, match=r"iteration 2: L_e = nan.*no checkpoint"):
         trainer.fit()
 
     trainer = train.Trainer(options(tmp_path / "skip", "--niter", "3", "--val_iter_freq", "0", "--skip_nan"))
     poison(trainer)
     trainer.fit()
-    assert trainer.skipped_batches == 1 and int(trainer.iteration.numpy()) == 3
-    assert all(np.isfinite(w.numpy()).all() for w in trainer.generator.weights)
+    assert trainer.step.skipped_batches == 1 and int(trainer.state.iteration.numpy()) == 3
+    assert all(np.isfinite(w.numpy()).all() for w in trainer.step.generator.weights)
 
 
 def cli(*args, **kwargs):
@@ -205,17 +208,17 @@ def test_existing_run_is_not_overwritten_and_sigterm_saves(tmp_path):
     python, script, *args = shlex.split(match.group(3))
     assert (python, script) == (sys.executable, "train.py") and "--init_weights" not in args
     resumed = train.Trainer(TrainOptions().parse(args))
-    assert resumed.start().startswith(f"resumed {match.group(2)} (iteration {iteration})")
-    assert int(resumed.iteration.numpy()) == iteration
+    assert resumed.state.start().startswith(f"resumed {match.group(2)} (iteration {iteration})")
+    assert int(resumed.state.iteration.numpy()) == iteration
 
 
 def test_resume_args_drop_init_weights_in_every_spelling():
-    assert train.resume_args(["--niter", "9", "--init_weights", "w.h5", "--seed", "1"]) == [
+    assert resume_args(["--niter", "9", "--init_weights", "w.h5", "--seed", "1"]) == [
         "--niter", "9", "--seed", "1", "--continue_train"]
-    assert train.resume_args(["--init_weights=w.h5", "--continue_train", "--niter", "9"]) == [
+    assert resume_args(["--init_weights=w.h5", "--continue_train", "--niter", "9"]) == [
         "--niter", "9", "--continue_train"]
     # argparse's unambiguous prefixes; --id_weights shares only "--i" and stays
-    assert train.resume_args(["--init", "w.h5", "--id_weights", "f.h5", "--contin"]) == [
+    assert resume_args(["--init", "w.h5", "--id_weights", "f.h5", "--contin"]) == [
         "--id_weights", "f.h5", "--continue_train"]
 
 
@@ -231,12 +234,12 @@ def test_val_path_validates_on_other_people(tmp_path):
     for name in picked:
         shutil.copy(os.path.join(train_dir, name), strangers / name)
     trainer = train.Trainer(options(tmp_path, "--val_path", str(strangers)))
-    trainer.load_validation()
-    assert trainer.val_names == picked
-    for face, name in zip(trainer.val_hr, picked):
+    trainer.log.load_validation()
+    assert trainer.log.val_names == picked
+    for face, name in zip(trainer.log.val_hr, picked):
         np.testing.assert_array_equal(face, prepare_hr(read_image(str(strangers / name)), 64, 64, "folder"))
     default = train.Trainer(options(tmp_path / "default"))
-    default.load_validation()
-    assert default.val_names == sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[:2]
+    default.log.load_validation()
+    assert default.log.val_names == sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[:2]
     result = cli("--checkpoint_path", str(tmp_path), "--val_path", str(tmp_path / "absent"))
     assert result.returncode == 2 and "--val_path" in result.stderr and "is not a folder" in result.stderr

@@ -13,6 +13,7 @@ import train
 from data.images import list_images
 from data.pipeline import DataConfig, TrainData, load_eval_set
 from models import load_generator
+from training.gan_step import LossScale
 from test_train import ROOT, loss_lines, options, run
 
 
@@ -31,16 +32,17 @@ def test_gan_phase_starts_at_the_papers_1_2_of_1_32(eleven):
     assert [int(m.group(1)) for m in parsed] == list(range(1, 12))
     assert all(float(m.group(2)) == 0 and float(m.group(3)) == 0 for m in parsed[:10])
     assert float(parsed[10].group(2)) > 0 and float(parsed[10].group(3)) > 0
-    assert trainer.weights[False].beta == 0 and trainer.weights[True].beta == 5e-3
+    assert trainer.step.weights[False].beta == 0 and trainer.step.weights[True].beta == 5e-3
 
 
 def test_discriminator_adam_betas_paper_by_default_code_on_request(eleven, tmp_path):
     _, trainer = eleven
     betas = lambda optimizer: (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon)  # noqa: E731
-    assert betas(trainer.g_optimizer) == (0.9, 0.999, 1e-8)
-    assert betas(trainer.d_optimizer) == (0.5, 0.9, 1e-8)
+    assert betas(trainer.step.g_optimizer) == (0.9, 0.999, 1e-8)
+    assert betas(trainer.step.d_optimizer) == (0.5, 0.9, 1e-8)
     code = train.Trainer(options(tmp_path, "--niter", "1", "--d_betas", "code"))
-    assert betas(code.d_optimizer) == (0.9, 0.999, 1e-8) and betas(code.g_optimizer) == (0.9, 0.999, 1e-8)
+    assert betas(code.step.d_optimizer) == (0.9, 0.999, 1e-8)
+    assert betas(code.step.g_optimizer) == (0.9, 0.999, 1e-8)
 
 
 def test_best_holds_the_best_validation_psnr_generator(eleven):
@@ -54,20 +56,20 @@ def test_best_holds_the_best_validation_psnr_generator(eleven):
     assert best["iteration"] == int(top[0]) and best["psnr"] == pytest.approx(float(top[1]), abs=5e-5)
     # the file in best/ gives that PSNR, computed here with scikit-image
     generator = load_generator(str(run_folder / "best"), lr_size=8)
-    sr = np.clip(np.round(generator(tf.constant(trainer.val_lr))[0].numpy()), 0, 255).astype(np.uint8)
-    psnr = np.mean([peak_signal_noise_ratio(h, s, data_range=255) for h, s in zip(trainer.val_hr, sr)])
+    sr = np.clip(np.round(generator(tf.constant(trainer.log.val_lr))[0].numpy()), 0, 255).astype(np.uint8)
+    psnr = np.mean([peak_signal_noise_ratio(h, s, data_range=255) for h, s in zip(trainer.log.val_hr, sr)])
     assert psnr == pytest.approx(best["psnr"], abs=1e-6)
     # a worse generator validated later leaves best/ alone
     saved = (run_folder / "best" / "generator.weights.h5").read_bytes()
-    for w in trainer.generator.trainable_weights:
+    for w in trainer.step.generator.trainable_weights:
         w.assign(w * 0.5)
-    assert trainer.validate()["psnr"] < best["psnr"]
+    assert trainer.log.validate(int(trainer.state.iteration.numpy()))["psnr"] < best["psnr"]
     assert json.loads((run_folder / "best" / "best.json").read_text()) == best
     assert (run_folder / "best" / "generator.weights.h5").read_bytes() == saved
 
 
 def test_loss_scale_doubles_after_2000_good_steps_and_halves_on_overflow():
-    scale = train.LossScale(tf, "G")
+    scale = LossScale("G")
     assert float(scale.value.numpy()) == 256
     for _ in range(1999):
         scale.update(True)
