@@ -28,7 +28,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from utils import fail, start_tensorflow  # noqa: E402
+from utils import fail, start_tensorflow
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 PROG = "demo.py"
@@ -67,18 +67,18 @@ if __name__ == "__main__":
     OPT = parse_args()
 start_tensorflow()
 
-import cv2  # noqa: E402
-import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import cv2
+import gradio as gr
+import numpy as np
+from PIL import Image
 
-from data import alignment, photo as real_photo  # noqa: E402
-from data.degradation import degrade  # noqa: E402
-from data.images import ImageReadError, list_images, prepare_hr, prepare_lr, read_image, upscale_bicubic  # noqa: E402
-from metrics.quality import psnr  # noqa: E402
-from models import CheckpointError  # noqa: E402
-from deploy.inference import load_inference  # noqa: E402
-from utils import to_uint8, write_png  # noqa: E402
+from data import alignment, photo as real_photo
+from data.degradation import degrade
+from data.images import ImageReadError, list_images, prepare_hr, prepare_lr, read_image, upscale_bicubic
+from deploy.inference import load_inference
+from metrics.quality import psnr
+from models import CheckpointError
+from utils import to_uint8, write_png
 
 
 class DemoError(ValueError):

@@ -31,33 +31,40 @@ if __name__ == "__main__":
     OPT = TestOptions().parse()  # --gpu_ids must reach CUDA before TensorFlow loads
 start_tensorflow()
 
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+from tqdm import tqdm
 
-from data import photo as ph  # noqa: E402
-from data.alignment import PhotoTooLargeError  # noqa: E402
-from data.degradation import degrade_test  # noqa: E402
-from data.images import (IMAGE_EXTENSIONS, ImageReadError, list_images, prepare_hr, prepare_lr,  # noqa: E402
-                         read_image, upscale_bicubic)
-from metrics import brisque  # noqa: E402
-from metrics.evaluator import Evaluation, IdentityEvaluator, prefetched  # noqa: E402
-from metrics.face import FaceTools  # noqa: E402
-from metrics.identification import identifiable, summary as identification_summary  # noqa: E402
-from metrics.identity import load_identity_network  # noqa: E402
-from metrics.vif import min_size  # noqa: E402
-from models import CheckpointError  # noqa: E402
-from models.generator import MIXED_POLICY  # noqa: E402
-from models.identity import IdentityWeightsError, find_weights  # noqa: E402
-from deploy.inference import load_inference  # noqa: E402
-from deploy.int8 import int8_inference, lacks_vnni  # noqa: E402
-from scripts.identity_roc import IdentityRocError, face_labels  # noqa: E402
-from utils import describe_device, fail, finite_mean, output_stems, to_uint8, warn  # noqa: E402
-from visualizer import comparison_figure  # noqa: E402
+from data import photo as ph
+from data.alignment import PhotoTooLargeError
+from data.degradation import degrade_test
+from data.images import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    list_images,
+    prepare_hr,
+    prepare_lr,
+    read_image,
+    upscale_bicubic,
+)
+from deploy.inference import load_inference
+from deploy.int8 import int8_inference, lacks_vnni
+from metrics import brisque
+from metrics.evaluator import Evaluation, IdentityEvaluator, prefetched
+from metrics.face import FaceTools
+from metrics.identification import identifiable, summary as identification_summary
+from metrics.identity import load_identity_network
+from metrics.vif import min_size
+from models import CheckpointError
+from models.generator import MIXED_POLICY
+from models.identity import IdentityWeightsError, find_weights
+from scripts.identity_roc import IdentityRocError, face_labels
+from utils import describe_device, fail, finite_mean, output_stems, to_uint8, warn
+from visualizer import comparison_figure
 
 PROG = "test.py"
 METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y", "bicubic_psnr", "bicubic_ssim")
 NO_CHECKPOINT_HELP = ("train one with `python train.py`, or pass --weight_path to the authors' "
-                      "G_weight.ckpt or a generator.weights.h5 (see README, 'Checkpoints')")
+                      "G_weight.ckpt or a generator.weights.h5 (README, 'Checkpoints')")
 RUN_PREFIX = "run_"
 OUTPUT_SUFFIXES = ("_SR.png", "_LR.png")
 FIGURE = "comparison.png"

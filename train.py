@@ -2,7 +2,7 @@
 
     python train.py --train_path FACES --dataset_mode celeba --batchSize 16
     python train.py ... --continue_train          # resume exactly where it stopped
-    python train.py ... --strategy mirrored       # every visible GPU (README: multi-worker)
+    python train.py ... --strategy mirrored       # every visible GPU (docs/distributed.md)
 
 Everything goes to <checkpoint_path>/<save_path>/: ckpt/ (training checkpoints),
 generator.weights.h5 (latest generator, for test.py), best/ (best validation
@@ -32,17 +32,17 @@ if __name__ == "__main__":
     OPT = TrainOptions().parse()  # --gpu_ids must reach CUDA before TensorFlow loads
 start_tensorflow()
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import keras
+import tensorflow as tf
+from tqdm import tqdm
 
-from data.pipeline import DataConfig, TrainData  # noqa: E402
-from models import CheckpointError  # noqa: E402
-from models.identity import IdentityWeightsError  # noqa: E402
-from training.errors import NonFiniteLoss, TrainingError  # noqa: E402
-from training.gan_step import GanStep  # noqa: E402
-from training.run_log import RunLog  # noqa: E402
-from training.run_state import RunState, claim_run_folder, resume_args  # noqa: E402
+from data.pipeline import DataConfig, TrainData
+from models import CheckpointError
+from models.identity import IdentityWeightsError
+from training.errors import NonFiniteLoss, TrainingError
+from training.gan_step import GanStep
+from training.run_log import RunLog
+from training.run_state import RunState, claim_run_folder, resume_args
 
 PROG = "train.py"
 
@@ -54,11 +54,11 @@ def make_strategy(name):
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise TrainingError("--strategy multi_worker needs TF_CONFIG: the cluster's workers and this "
-                                "one's task (README)")
+                                "one's task (docs/distributed.md)")
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except ValueError as err:
-            raise TrainingError(f"bad TF_CONFIG: {str(err).splitlines()[0]}")
+            raise TrainingError(f"bad TF_CONFIG: {str(err).splitlines()[0]}") from err
     return tf.distribute.get_strategy()
 
 

@@ -242,7 +242,7 @@ def input_crop(photo, matrix, grow=1.25):
     face's frame centre at the photo's resolution, shifted by whole pixels, with
     n = max(16, frame side x `grow`). Any other similarity would resample the
     face before the model sees it, and that blur costs more than the model's
-    whole gain (README, 'Your own photos'); the generator is convolutional, so
+    whole gain (docs/evaluation.md, 'Real photos'); the generator is convolutional, so
     a face whose frame is not exactly 16 px is still an 8x super-resolution of
     what the photo holds. The returned map takes photo pixel centres to the
     generator's 8n x 8n output (input pixel i covers output pixels 8i..8i+7).

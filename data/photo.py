@@ -37,8 +37,8 @@ SUPER_RESOLVED = "super-resolved"
 TOO_LARGE = "too large for the 8x model: left as bicubic"
 TOO_SMALL = "too small: left as bicubic"
 MIN_PHOTO_SIDE = 8   # a photo narrower than this cannot hold a face: not searched
-# Defaults set from `python -m scripts.real_world_bench` (README, "Your own
-# photos"): faces with frames of 11 to 89 photo px all gained over bicubic
+# Defaults set from `python -m scripts.real_world_bench` (docs/evaluation.md,
+# "Real photos"): faces with frames of 11 to 89 photo px all gained over bicubic
 # (89 px, a large face halved, run with --upscale 2: +1.52 dB, worst face
 # +0.71); larger ones were not measured, and cost the generator quadratically
 # more, so they are left as the bicubic photo. Every box the detector finds
@@ -92,7 +92,7 @@ def match_input(sr, lr):
 
     The generator's output, averaged back over 8x8 blocks, is off its input by
     a smooth colour and brightness error; that difference, upscaled
-    bicubically, is added back (+0.1 dB on unseen aligned faces, README).
+    bicubically, is added back (+0.1 dB on unseen aligned faces, docs/evaluation.md).
     Detail finer than the input's pixels is the generator's, the rest the photo's.
     """
     sr = np.asarray(sr, np.float32)

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CALIBRATION_FACES = os.path.join(ROOT, "datasets", "train")
 CACHE_SUBDIR = os.path.join("eipnet-tf2", "int8")
 # CPU flags (Linux /proc/cpuinfo) of the int8 dot-product instructions XNNPACK's
-# int8 kernels gain from; without them int8 is barely faster than float32 (README's benchmark).
+# int8 kernels gain from; without them int8 is barely faster than float32 (docs/benchmarks.md).
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 

@@ -14,7 +14,7 @@ Which vector is softened: the bottleneck BEFORE FaceNet's L2 normalisation
 (`IdentityNetwork.bottleneck`). The L2-normalised embedding has
 entries of about +-1/sqrt(dim) (~0.09 for 128-d), so its softmax is nearly
 uniform and the JS divergence between any two faces is ~0: measured with the
-128-d FaceNet on CelebA (README), HR vs 8x bicubic gives L_id = 0.096 from the
+128-d FaceNet on CelebA, HR vs 8x bicubic gives L_id = 0.096 from the
 bottleneck but 0.0015 from the normalised embedding (65x less; two different
 people: 0.149 vs 0.0018), and the gradient w.r.t. SR is 70-100x smaller.
 

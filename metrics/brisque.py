@@ -15,7 +15,7 @@ import warnings
 import cv2
 import numpy as np
 
-from metrics.face import EvalDependencyError, INSTALL_HINT
+from metrics.face import INSTALL_HINT, EvalDependencyError
 
 KERNEL_SIZE = 7
 SIGMA = 7 / 6

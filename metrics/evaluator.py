@@ -29,8 +29,15 @@ import numpy as np
 
 from metrics.brisque import per_image as brisque_per_image
 from metrics.face import FaceTools, fr_quality
-from metrics.identity import (ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, load_identity_network, net_distance,
-                              tar, tar_key)
+from metrics.identity import (
+    ALGO_THRESHOLDS,
+    NET_THRESHOLDS,
+    algo_distance,
+    load_identity_network,
+    net_distance,
+    tar,
+    tar_key,
+)
 from metrics.quality import psnr, quality, ssim
 from metrics.vif import vif
 from utils import write_png

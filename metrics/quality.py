@@ -1,6 +1,6 @@
 """Full-reference image quality: PSNR and SSIM on RGB and on BT.601 luma.
 
-Conventions (stated in the README): images on [0, 255]; SR output rounded and
+Conventions (stated in docs/evaluation.md): images on [0, 255]; SR output rounded and
 clipped to uint8 first (what is written to disk is what is measured); no border
 crop; RGB PSNR over all pixels and channels; SSIM of Wang et al. with an 11x11
 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, L = 255, valid region only,

@@ -8,8 +8,8 @@ the output is linear, as in the released code.
 import contextlib
 
 import keras
-from keras import layers
 import tensorflow as tf
+from keras import layers
 
 # Average-pool kernel of the edge block after each 2x upsampling (paper 3.1).
 EDGE_POOL_SIZES = (5, 7, 10)

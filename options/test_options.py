@@ -65,7 +65,7 @@ class TestOptions(BaseOptions):
                             help="with --real_world: how many times larger the output photo is")
         parser.add_argument("--min_face", type=float, default=0,
                             help="with --real_world: faces whose detected box is smaller (px) are left as bicubic "
-                                 "and counted (0: every face found is worth super-resolving, README)")
+                                 "and counted (0: every face found is worth super-resolving, docs/evaluation.md)")
         parser.add_argument("--force_large", action="store_true",
                             help="with --real_world: also super-resolve faces whose frame is over data.photo.MAX_FRAME "
                                  "photo px (96; larger faces are left as bicubic: not measured, and slow)")

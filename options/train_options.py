@@ -51,7 +51,7 @@ class TrainOptions(BaseOptions):
                             help="weight of the luminance-chrominance loss L_lc (the code used 1)")
         parser.add_argument("--lambda_id", type=float, default=15.0,
                             help="weight of the FaceNet identity loss L_id (0: off, no FaceNet needed); "
-                                 "15 puts its gradient at ~5-10%% of the pixel terms' (README)")
+                                 "15 puts its gradient at ~5-10%% of the pixel terms' (docs/training.md)")
         parser.add_argument("--id_weights", default=None,
                             help="FaceNet weights (.h5); default: keras-facenet's cache, then the file "
                                  "`python -m scripts.get_facenet_weights` writes")
@@ -95,8 +95,8 @@ class TrainOptions(BaseOptions):
                             help="skip a batch whose losses are NaN/Inf instead of stopping the run")
         parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                             help="default: one device; mirrored: every GPU --gpu_ids makes visible; multi_worker: "
-                                 "every GPU of the machines listed in TF_CONFIG (README). --batchSize is the global "
-                                 "batch and must divide by the number of GPUs")
+                                 "every GPU of the machines listed in TF_CONFIG (docs/distributed.md). "
+                                 "--batchSize is the global batch and must divide by the number of GPUs")
         return parser
 
     def validate(self, opt, parser):

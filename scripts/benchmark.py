@@ -138,24 +138,24 @@ if __name__ == "__main__":
     ARGS = parse_args()
 start_tensorflow()
 
-import cv2  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from keras import layers  # noqa: E402
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2  # noqa: E402
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-import train  # noqa: E402
-from data.degradation import degrade  # noqa: E402
-from data.images import list_images, prepare_hr, read_image  # noqa: E402
-from data.pipeline import DataConfig, TrainData  # noqa: E402
-from metrics.quality import psnr  # noqa: E402
-from deploy import export  # noqa: E402
-from deploy.int8 import cpu_flags  # noqa: E402
-from models import Discriminator, build_generator, identity, load_generator, save_generator  # noqa: E402
-from models.checkpoint import GENERATOR_FILE, _named_layers  # noqa: E402
-from options.train_options import TrainOptions  # noqa: E402
-from utils import describe_device, to_uint8  # noqa: E402
+import train
+from data.degradation import degrade
+from data.images import list_images, prepare_hr, read_image
+from data.pipeline import DataConfig, TrainData
+from deploy import export
+from deploy.int8 import cpu_flags
+from metrics.quality import psnr
+from models import Discriminator, build_generator, identity, load_generator, save_generator
+from models.checkpoint import GENERATOR_FILE, _named_layers
+from options.train_options import TrainOptions
+from utils import describe_device, to_uint8
 
 
 # -- timing -------------------------------------------------------------------

@@ -37,9 +37,8 @@ if __name__ == "__main__":
     ARGS = parse_args()  # --help and usage errors answer before TensorFlow loads
 start_tensorflow()
 
-from deploy.export import (SAVED_MODEL_DIR, TFLITE_FILES, export_saved_model, export_tflite,  # noqa: E402
-                           representative_faces)
-from models.checkpoint import first_lines, load_generator  # noqa: E402
+from deploy.export import SAVED_MODEL_DIR, TFLITE_FILES, export_saved_model, export_tflite, representative_faces
+from models.checkpoint import first_lines, load_generator
 
 
 def main(argv=None):

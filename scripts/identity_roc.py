@@ -80,15 +80,13 @@ if __name__ == "__main__":
     ARGS = parse_args()
 start_tensorflow()
 
-import numpy as np  # noqa: E402
-from scipy.stats import rankdata  # noqa: E402
+import numpy as np
+from scipy.stats import rankdata
 
-from data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, prepare_hr, read_image  # noqa: E402
-from metrics.face import FaceTools  # noqa: E402
-from metrics.identity import (ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, load_identity_network,  # noqa: E402
-                              net_distance, tar)
-from models.identity import IdentityWeightsError, find_weights  # noqa: E402
-
+from data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, prepare_hr, read_image
+from metrics.face import FaceTools
+from metrics.identity import ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, load_identity_network, net_distance, tar
+from models.identity import IdentityWeightsError, find_weights
 
 # ----------------------------------------------------------------- identities
 

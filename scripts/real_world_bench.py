@@ -60,18 +60,18 @@ if __name__ == "__main__":
     ARGS = parse_args()
 start_tensorflow()
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import cv2
+import numpy as np
+from tqdm import tqdm
 
-from data import alignment as al, photo as ph  # noqa: E402
-from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME  # noqa: E402
-from data.images import list_images, read_image  # noqa: E402
-from deploy.inference import load_inference  # noqa: E402
+from data import alignment as al, photo as ph
+from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME
+from data.images import list_images, read_image
+from deploy.inference import load_inference
 
 
 def cpu_label():
-    """'model, flags of note' from lscpu (README rule: tables are labelled with the CPU)."""
+    """'model, flags of note' from lscpu (tables are labelled with the CPU they were measured on)."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):

@@ -16,11 +16,11 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from data.images import read_image
 from models import build_generator, save_generator
 from options.test_options import TestOptions
 from utils import output_stems
-from conftest import ROOT
 
 FACE = os.path.join(ROOT, "datasets", "test", "002993.jpg")
 NO_HEAVY = ["--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"]

@@ -10,8 +10,8 @@ from scipy import ndimage, special
 
 brisque_pkg = pytest.importorskip("brisque", reason="brisque not installed (pip install -r requirements-eval.txt)")
 
-from metrics import brisque as metric  # noqa: E402
 from conftest import ROOT  # noqa: E402
+from metrics import brisque as metric  # noqa: E402
 
 FACE = os.path.join(ROOT, "datasets", "test", "002993.jpg")
 # the LIVE reference code's search range for the GGD/AGGD shape

@@ -9,19 +9,18 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import cv2
 import h5py
 import numpy as np
+import pytest
 
+from conftest import ROOT
 from models import load_generator
 from tests.references import released_hr as hr_face
-from conftest import ROOT
 
 BUNDLE = os.path.join(ROOT, "checkpoint", "CelebA")
 SAMPLES = os.path.join(ROOT, "datasets", "test")
-# Measured on the 8 sample faces (README, "Results of the bundled checkpoint"):
+# Measured on the 8 sample faces (README, "Two commands"):
 # the bundled generator's PSNR is 1.697 dB above bicubic's (22.836 vs 21.139 dB).
 # The floor sits GAIN_MARGIN_DB below: room for another CPU's float round-off
 # (a few SR pixels rounding the other way move the mean by ~0.001 dB), while a

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
+from conftest import ROOT
 from models import build_generator, save_generator
 from tests.references import read_rgb, released_hr
-from conftest import ROOT
 
 TEST_IMAGES = os.path.join(ROOT, "datasets", "test")
 STEMS = sorted(os.path.splitext(n)[0] for n in os.listdir(TEST_IMAGES))

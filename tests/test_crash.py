@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 import pytest
+from test_train import ROOT, TINY, options, weights
 
 import train
 from training.errors import TrainingError
-from test_train import ROOT, TINY, options, weights
 
 NITER = 12
 SAVE_EVERY = 3  # not a multiple of the 2 iterations of an epoch: resumes start mid-epoch

@@ -9,12 +9,21 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli_test import (  # noqa: F401
+    NO_HEAVY,
+    STEMS,
+    TEST_IMAGES,
+    assert_close_images,
+    generator,
+    read_rgb,
+    released_hr,
+    released_lr,
+    run_test_py,
+    super_resolve,
+)
 
 from data.degradation import DEGRADATIONS, degrade_test
 from options.test_options import TestOptions
-
-from test_cli_test import (NO_HEAVY, STEMS, TEST_IMAGES, assert_close_images, generator, read_rgb,  # noqa: F401
-                           released_hr, released_lr, run_test_py, super_resolve)
 
 
 def pillow_jpeg(image, quality=75):

@@ -19,6 +19,7 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
+
 from conftest import ROOT
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"

@@ -15,8 +15,8 @@ from scipy.signal import convolve2d
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from metrics import face  # noqa: E402
-from metrics.face import EvalDependencyError, fr_quality  # noqa: E402
 from metrics.evaluator import SUMMARY_KEYS, IdentityEvaluator  # noqa: E402
+from metrics.face import EvalDependencyError, fr_quality  # noqa: E402
 from metrics.identity import ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, net_distance, tar  # noqa: E402
 from metrics.quality import psnr, rgb_to_y, ssim  # noqa: E402
 from metrics.vif import min_size, vif  # noqa: E402

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from metrics import evaluator
 from metrics.evaluator import Evaluation, IdentityEvaluator, evaluate_face, prefetched
 from metrics.quality import psnr, quality, ssim
 from metrics.vif import vif
-from conftest import ROOT
 
 TEST_IMAGES = os.path.join(ROOT, "datasets", "test")
 BUNDLED = os.path.join(ROOT, "checkpoint", "CelebA")

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import ROOT
 from data.degradation import degrade
 from data.images import list_images, prepare_hr, read_image
-from metrics.quality import psnr
-from utils import to_uint8
 from deploy import export
+from metrics.quality import psnr
 from models.checkpoint import load_generator, save_generator
 from models.generator import build_generator
-from conftest import ROOT
+from utils import to_uint8
 
 TEST_FACES = os.path.join(ROOT, "datasets", "test")
 TRAIN_FACES = os.path.join(ROOT, "datasets", "train")
@@ -206,7 +206,7 @@ def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
     rows = {(r["path"], r["batch"]): r for r in report["inference"]}
     # One batch size keeps the four TFLite conversions to two (~10 s fp32, ~20 s int8 each).
     assert set(rows) == {(p, 1) for p in ("keras", "savedmodel", "tflite_fp32", "tflite_int8")}
-    for (path, batch), row in rows.items():
+    for row in rows.values():
         assert row["images_per_s"] > 0
         assert row["gflops"] == pytest.approx(row["images_per_s"] * report["gflop_per_image"])
         assert row["ratio_to_matmul"] == pytest.approx(row["gflops"] / report["matmul"]["gflops"])

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 dlib = pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
+from conftest import ROOT  # noqa: E402
 from metrics.face import FaceTools  # noqa: E402
 from tests.references import released_hr as hr_face  # noqa: E402
-from conftest import ROOT  # noqa: E402
 
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 

@@ -21,10 +21,11 @@ import tensorflow as tf
 from skimage.metrics import structural_similarity
 
 dlib = pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
-from models.identity import build_facenet  # noqa: E402
 from test_eval_metrics import _gray, _vifp_mscale_reference  # noqa: E402
-from tests.references import read_rgb, released_hr as hr_face
-from conftest import ROOT
+
+from conftest import ROOT  # noqa: E402
+from models.identity import build_facenet  # noqa: E402
+from tests.references import read_rgb, released_hr as hr_face  # noqa: E402
 
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 STEMS = [os.path.splitext(n)[0] for n in sorted(os.listdir(SAMPLES))[:3]]

@@ -7,10 +7,9 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from test_cli_test import ROOT, STEMS, TEST_IMAGES, generator, read_rgb, released_hr, run_test_py  # noqa: F401
 
 from metrics.identification import identifiable, rank1, summary
-
-from test_cli_test import ROOT, TEST_IMAGES, STEMS, generator, read_rgb, released_hr, run_test_py  # noqa: F401
 
 
 def brute_force_rank1(probes, gallery, labels):

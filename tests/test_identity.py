@@ -18,11 +18,15 @@ import tensorflow as tf
 
 from losses.identity import identity_loss, js_divergence
 from models import identity as idm
-from models.identity import (IdentityNetwork, IdentityWeightsError, build_facenet,
-                             load_h5_weights_by_name, load_identity_network,
-                             weights_dimensions)
+from models.identity import (
+    IdentityNetwork,
+    IdentityWeightsError,
+    build_facenet,
+    load_h5_weights_by_name,
+    load_identity_network,
+    weights_dimensions,
+)
 from scripts import get_facenet_weights as gfw
-
 
 # --------------------------------------------------------------------- helpers
 

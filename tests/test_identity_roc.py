@@ -13,8 +13,8 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from scripts import identity_roc as roc
 from conftest import ROOT
+from scripts import identity_roc as roc
 
 SAMPLES = sorted(os.path.join(ROOT, "datasets", "test", n) for n in os.listdir(os.path.join(ROOT, "datasets", "test"))
                  if n.endswith(".jpg"))

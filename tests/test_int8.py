@@ -12,12 +12,12 @@ import keras
 import numpy as np
 import pytest
 
-from metrics.quality import psnr
-from utils import to_uint8
-from models import build_generator, save_generator
+from conftest import ROOT
 from deploy import int8
 from deploy.export import ExportError
-from conftest import ROOT
+from metrics.quality import psnr
+from models import build_generator, save_generator
+from utils import to_uint8
 
 TEST_IMAGES = os.path.join(ROOT, "datasets", "test")
 LR = 4

@@ -1,6 +1,6 @@
 """The bundled generator quantised to int8 (scripts.export --int8) costs at most 0.1 dB of PSNR on the sample faces.
 
-README's table measured 21.430 dB (int8) vs 21.440 dB (fp32 Keras) on CelebA faces: 0.01 dB.
+docs/benchmarks.md's table measured 21.430 dB (int8) vs 21.440 dB (fp32 Keras) on CelebA faces: 0.01 dB.
 The floor of 0.1 dB is ten times that, and far above what a broken quantisation costs (several dB).
 PSNRs are computed here with OpenCV and NumPy on the released test recipe, not with test.py's helpers.
 """
@@ -9,10 +9,10 @@ import os
 import cv2
 import numpy as np
 
-from models import load_generator
-from deploy.export import TFLITE_FILES, load_exported
-from scripts import export as export_script
 from conftest import ROOT
+from deploy.export import TFLITE_FILES, load_exported
+from models import load_generator
+from scripts import export as export_script
 
 BUNDLE = os.path.join(ROOT, "checkpoint", "CelebA")
 SAMPLES = os.path.join(ROOT, "datasets", "test")

@@ -3,8 +3,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from losses import (LossWeights, L_ad, L_e, L_id, L_lc, L_rgb, discriminator_accuracy, discriminator_loss,
-                    generator_losses)
+from losses import (
+    L_ad,
+    L_e,
+    L_id,
+    L_lc,
+    L_rgb,
+    LossWeights,
+    discriminator_accuracy,
+    discriminator_loss,
+    generator_losses,
+)
 
 # eq. 7 of the paper (rows Y, U, V), which tf.image.rgb_to_yuv implements
 PAPER_YUV = np.array([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])

@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 import train
+from conftest import ROOT
 from models import load_generator
 from options.train_options import TrainOptions
 from training.gan_step import LossScale
-from conftest import ROOT
 
 TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
         "--load_size", "16", "--crop_size", "16", "--batchSize", "1", "--lambda_id", "0", "--val_images", "2",
@@ -76,8 +76,8 @@ def test_test_py_mixed_precision_matches_float32(tmp_path):
     from data.degradation import degrade
     from data.images import list_images, prepare_hr, read_image
     from metrics.quality import psnr
-    from utils import to_uint8
     from models import build_generator, save_generator
+    from utils import to_uint8
 
     keras.utils.set_random_seed(5)
     generator = build_generator(lr_size=2)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import CheckpointError, Discriminator, build_generator, load_generator, save_generator
 from deploy.inference import load_inference
+from models import CheckpointError, Discriminator, build_generator, load_generator, save_generator
 
 # The released graph, from the notes on the original code: (name, kernel shape).
 CONVS = {

@@ -6,8 +6,7 @@ import sys
 
 import pytest
 
-from conftest import network_attempts
-from conftest import ROOT
+from conftest import ROOT, network_attempts
 
 FACE = os.path.join(ROOT, "datasets", "test", sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[0])
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import ROOT
 
 BUNDLE = os.path.join("checkpoint", "CelebA")
@@ -43,8 +44,8 @@ def changed(repo):
     """`git status` of the clone: (bundled files changed or added, everything else), ignored files included."""
     lines = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--ignored"], cwd=repo, check=True,
                            capture_output=True, text=True).stdout.splitlines()
-    bundle = [l for l in lines if l[3:].startswith(BUNDLE.replace(os.sep, "/") + "/")]
-    return bundle, [l for l in lines if l not in bundle]
+    bundle = [line for line in lines if line[3:].startswith(BUNDLE.replace(os.sep, "/") + "/")]
+    return bundle, [line for line in lines if line not in bundle]
 
 
 def error_line(result):
@@ -62,7 +63,7 @@ def test_default_run_trains_beside_the_bundle_and_never_over_a_run(clone):
     run = repo / "checkpoint" / "experiment"
     assert (run / "generator.weights.h5").is_file() and sorted(os.listdir(run / "ckpt")) == [
         "checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
-    assert others and all(l.startswith("!! checkpoint/experiment/") for l in others), others
+    assert others and all(line.startswith("!! checkpoint/experiment/") for line in others), others
 
     # the same command again, and one aimed at the bundle: one line naming the folder and the ways out
     for args, folder in (((), os.path.join("checkpoint", "experiment")), (("--save_path", "CelebA"), BUNDLE)):
@@ -84,5 +85,5 @@ def test_default_run_trains_beside_the_bundle_and_never_over_a_run(clone):
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"generator initialised from {BUNDLE}" in result.stdout
     assert sorted(os.listdir(run / "ckpt")) == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
-    assert [l.split(")")[0] for l in (run / "loss_log.txt").read_text().splitlines()] == ["(epoch: 1, iters: 1"]
+    assert [line.split(")")[0] for line in (run / "loss_log.txt").read_text().splitlines()] == ["(epoch: 1, iters: 1"]
     assert changed(repo)[0] == []

@@ -15,7 +15,6 @@ from data.canny import adaptive_thresholds, canny_targets, gradient_magnitude  #
 from data.images import prepare_hr, read_image  # noqa: E402
 from data.pipeline import DataConfig, TrainData, load_eval_set, read_partition_file  # noqa: E402
 
-
 # -- helpers -------------------------------------------------------------------
 
 def drawn_image(rng, height, width):

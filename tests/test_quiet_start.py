@@ -12,8 +12,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from utils import startup_lines_kept
 
 # absl/glog's C++ line format ("I0000 00:00:1796206112.371465   14365 cudart_stub.cc:31] ...")

@@ -14,11 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
-from data import alignment as al
-from data import photo as ph
+from conftest import ROOT
+from data import alignment as al, photo as ph
 from data.constants import FRAME
 from data.images import read_image
-from conftest import ROOT
 
 SAMPLES = {os.path.basename(p): p for p in glob.glob(os.path.join(ROOT, "datasets", "test", "*.jpg"))}
 NAMES = sorted(SAMPLES)
@@ -381,6 +380,6 @@ def test_large_faces_reach_the_generator_a_few_at_a_time():
     assert all(x.shape[0] == n for x in inputs) and n > 16
     assert sum(c[0] for c in calls) == 7 and len(calls) > 1
     assert all(c[0] * (8 * n) ** 2 <= max(ph.MAX_BATCH_PIXELS, (8 * n) ** 2) for c in calls)
-    for k, crop in enumerate(inputs):   # each face alone gives the same output
+    for k in range(len(inputs)):   # each face alone gives the same output
         _, alone, _ = ph.super_resolve_faces(photo, [matrices[k]], bicubic_predict)
         np.testing.assert_array_equal(outputs[k], alone[0])

@@ -10,8 +10,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 
 FACE = os.path.join(ROOT, "datasets", "test", sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[0])
 

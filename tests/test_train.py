@@ -15,11 +15,11 @@ import pytest
 import tensorflow as tf
 
 import train
+from conftest import ROOT
 from models import load_generator
 from options.train_options import TrainOptions
 from training.errors import TrainingError
 from training.run_state import resume_args
-from conftest import ROOT
 
 TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
         "--load_size", "64", "--crop_size", "64", "--batchSize", "2", "--lambda_id", "0", "--val_images", "2",

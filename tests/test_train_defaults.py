@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from skimage.metrics import peak_signal_noise_ratio
+from test_train import ROOT, loss_lines, options, run
 
 import train
 from data.images import list_images
 from data.pipeline import DataConfig, TrainData, load_eval_set
 from models import load_generator
 from training.gan_step import LossScale
-from test_train import ROOT, loss_lines, options, run
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from losses import LossWeights, discriminator_accuracy, discriminator_loss, generator_losses
-from models import Discriminator, build_generator
-from models import identity
+from models import Discriminator, build_generator, identity
 from models.generator import MIXED_POLICY, dtype_policy
 from options.train_options import D_BETAS
 from training.errors import NonFiniteLoss

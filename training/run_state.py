@@ -146,7 +146,7 @@ class RunState:
                 f.write("ok")
             os.remove(probe)
         except OSError as err:
-            raise TrainingError(f"cannot write to {self.folder}: {err.strerror or err}")
+            raise TrainingError(f"cannot write to {self.folder}: {err.strerror or err}") from err
         variables = self.checkpoint_size()
         free = shutil.disk_usage(self.folder).free
         if free < 2 * variables:
@@ -209,7 +209,7 @@ class RunState:
         try:
             root.read(prefix).assert_existing_objects_matched().expect_partial()
         except (tf.errors.OpError, AssertionError, ValueError) as err:
-            raise TrainingError(f"cannot restore {prefix}: {str(err).splitlines()[0]}")
+            raise TrainingError(f"cannot restore {prefix}: {str(err).splitlines()[0]}") from err
         if self.chief:
             truncate_logs(self.folder, int(self.iteration.numpy()))
         status = f"resumed {prefix} (iteration {int(self.iteration.numpy())})"
