@@ -192,13 +192,15 @@ def _adam_close(a, b, learning_rate, what):
 
     Adam's first steps move a weight by about learning_rate * sign(gradient), so where the gradient is
     ~0 its summation-order noise decides part of a step: those few weights (~1e-5 of them) may differ
-    by a fraction of a step; a replica that applied only its own gradients would differ by whole steps.
+    by a fraction of a step (measured: 0.25 of one on an AVX-512 EPYC, 0.42 on an AVX2 one, whose
+    kernels sum in another order); a replica that applied only its own gradients would differ by whole
+    steps, in most weights.
     """
     outside = total = 0
     for i, (x, y) in enumerate(zip(a, b)):
         x, y = x.numpy(), y.numpy()
         diff = np.abs(x - y)
-        assert diff.max() <= 0.25 * learning_rate, f"{what} {i}: max diff {diff.max()}"
+        assert diff.max() < learning_rate, f"{what} {i}: max diff {diff.max()}"
         outside += int((diff > 1e-4 * np.abs(x)).sum())
         total += x.size
     assert outside <= 1e-4 * total, f"{what}: {outside} of {total} differ by more than 1e-4"
