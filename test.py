@@ -59,7 +59,7 @@ from models.generator import MIXED_POLICY
 from models.identity import IdentityWeightsError, find_weights
 from scripts.identity_roc import IdentityRocError, face_labels
 from utils import describe_device, fail, finite_mean, output_stems, to_uint8, warn
-from visualizer import comparison_figure
+from visualizer import comparison_figure, write_photo_outputs
 
 PROG = "test.py"
 METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y", "bicubic_psnr", "bicubic_ssim")
@@ -278,7 +278,7 @@ def real_world(opt, files, model, out_dir, new_run, stems):
             skipped += 1
             tqdm.write(f"{PROG}: skipped {path}: {err}", file=sys.stderr)
             continue
-        ph.write_outputs(result, photo, out_dir, stems[path])
+        write_photo_outputs(result, photo, out_dir, stems[path])
         tqdm.write(result.report(name))
         reports[name] = {"faces": result.faces, "note": result.note,
                          "seconds": {k: round(v, 3) for k, v in result.seconds.items()}}

@@ -1,4 +1,4 @@
-"""Pictures for people: the test comparison figure, the real-photo before/after figure and training image grids."""
+"""Pictures for people: test.py's comparison figure, a real photo's results and before/after, training grids."""
 import csv
 import os
 
@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from utils import write_png  # noqa: E402
 
 
 def _edge_image(edge):
@@ -124,3 +126,26 @@ def before_after_figure(photo, composed, path, faces=(), max_side=1200, max_face
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_photo_outputs(result, photo, out_dir, stem, figure=True):
+    """Write <stem>_SR.png, <stem>_faces/<k>_SR.png (+ <k>_LR.png, the input shown bicubic) for each
+    super-resolved face k (the index in result.faces, left to right, from 0) and
+    <stem>_before_after.png into out_dir; returns the written paths."""
+    written = []
+    path = os.path.join(out_dir, stem + "_SR.png")
+    write_png(path, result.composed)
+    written.append(path)
+    face_dir = os.path.join(out_dir, stem + "_faces")
+    for k in sorted(result.sr):
+        lr, sr = result.lr[k], result.sr[k]
+        for name, image in ((f"{k}_SR.png", sr),
+                            (f"{k}_LR.png", cv2.resize(lr, sr.shape[1::-1], interpolation=cv2.INTER_CUBIC))):
+            write_png(os.path.join(face_dir, name), image)
+            written.append(os.path.join(face_dir, name))
+    if figure:
+        path = os.path.join(out_dir, stem + "_before_after.png")
+        before_after_figure(photo, result.composed, path,
+                            faces=[(k, result.lr[k], result.sr[k]) for k in sorted(result.sr)])
+        written.append(path)
+    return written

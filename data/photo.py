@@ -22,7 +22,6 @@ Which faces (status of each):
 * "too small: left as bicubic": its box is under `min_face` px.
 """
 import dataclasses
-import os
 import time
 
 import cv2
@@ -30,8 +29,7 @@ import numpy as np
 
 from data import alignment as al
 from data.constants import FRAME, SCALE
-from utils import to_uint8, write_png
-from visualizer import before_after_figure
+from utils import to_uint8
 
 SUPER_RESOLVED = "super-resolved"
 TOO_LARGE = "too large for the 8x model: left as bicubic"
@@ -186,26 +184,3 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
             al.paste(composed, sr, image_map, result.matrices[k], upscale)
     result.seconds["total"] = time.perf_counter() - start
     return result
-
-
-def write_outputs(result, photo, out_dir, stem, figure=True):
-    """Write <stem>_SR.png, <stem>_faces/<k>_SR.png (+ <k>_LR.png, the input shown bicubic) for each
-    super-resolved face k (the index in result.faces, left to right, from 0) and
-    <stem>_before_after.png into out_dir; returns the written paths."""
-    written = []
-    path = os.path.join(out_dir, stem + "_SR.png")
-    write_png(path, result.composed)
-    written.append(path)
-    face_dir = os.path.join(out_dir, stem + "_faces")
-    for k in sorted(result.sr):
-        lr, sr = result.lr[k], result.sr[k]
-        for name, image in ((f"{k}_SR.png", sr),
-                            (f"{k}_LR.png", cv2.resize(lr, sr.shape[1::-1], interpolation=cv2.INTER_CUBIC))):
-            write_png(os.path.join(face_dir, name), image)
-            written.append(os.path.join(face_dir, name))
-    if figure:
-        path = os.path.join(out_dir, stem + "_before_after.png")
-        before_after_figure(photo, result.composed, path,
-                            faces=[(k, result.lr[k], result.sr[k]) for k in sorted(result.sr)])
-        written.append(path)
-    return written

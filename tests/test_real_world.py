@@ -18,6 +18,7 @@ from conftest import ROOT
 from data import alignment as al, photo as ph
 from data.constants import FRAME
 from data.images import read_image
+from visualizer import write_photo_outputs
 
 SAMPLES = {os.path.basename(p): p for p in glob.glob(os.path.join(ROOT, "datasets", "test", "*.jpg"))}
 NAMES = sorted(SAMPLES)
@@ -319,7 +320,7 @@ def test_random_weight_generator_and_written_outputs(detector, tmp_path):
     result = ph.super_resolve_photo(photo, lambda lr: generator(lr, training=False), upscale=2, detector=detector)
     resolved = sorted(result.sr)
     assert len(resolved) == len(SMALL) and result.composed.shape == (180, 500, 3)
-    written = ph.write_outputs(result, photo, str(tmp_path), "group")
+    written = write_photo_outputs(result, photo, str(tmp_path), "group")
     assert read_image(str(tmp_path / "group_SR.png")).shape == (180, 500, 3)
     for k in resolved:
         n = result.lr[k].shape[0]
