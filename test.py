@@ -15,14 +15,12 @@ bicubic, and rank-1 identification among the people of --test_path (SR,
 bicubic, HR) when its faces belong to several identities.
 Unreadable images are reported and skipped.
 """
-import contextlib
 import csv
 import json
 import math
 import os
 import sys
 import time
-import types
 
 from options.test_options import TestOptions
 from utils import start_tensorflow
@@ -210,22 +208,6 @@ def prepare(path, opt):
     return hr, degrade_test(hr, opt.degradation)
 
 
-@contextlib.contextmanager
-def workers_skip_this_module():
-    """Processes spawned in this block start with an empty __main__.
-
-    multiprocessing re-runs the __main__ script in every spawned process before its task; this
-    one starts TensorFlow, which the metric workers never use: on two cores that doubled the
-    time of a run on the sample faces. Evaluation starts all its workers when it is made.
-    """
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
-
-
 def batches(items, size):
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -317,8 +299,7 @@ def main(opt):
 
     samples, skipped, names, row_paths = [], [], [], []
     generator_seconds, processed, warmed_up = 0.0, 0, False
-    with workers_skip_this_module():
-        evaluation = Evaluation(opt.workers, evaluator, with_brisque)
+    evaluation = Evaluation(opt.workers, evaluator, with_brisque)
     progress = tqdm(total=len(files), desc="evaluating", unit="face")
     wall_start = time.perf_counter()
     for chunk, prepared in prefetched(batches(files, opt.batchSize), lambda chunk: [read(p, opt) for p in chunk]):

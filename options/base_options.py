@@ -62,8 +62,6 @@ class BaseOptions:
         opt.lr_size = opt.crop_size // SCALE
         opt.experiment_dir = os.path.join(opt.checkpoint_path, opt.save_path)
         apply_gpu_ids(opt.gpu_ids)
-        # TF's C++ INFO/WARNING lines (oneDNN, CUDA probing) would bury our one-line messages
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         return opt
 
 

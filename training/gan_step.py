@@ -70,8 +70,8 @@ class GanStep:
             self.id_net = None
             if opt.lambda_id > 0:
                 # float32 even with --mixed_precision: a tenth of the step's work, and L_id compares
-                # softmaxes of nearby embeddings. Looked up in its module at call time: the benchmark
-                # and the distribution tests put a stand-in network there.
+                # softmaxes of nearby embeddings. Looked up in its module at call time: the distribution
+                # tests put a small stand-in network there.
                 self.id_net = identity.load_identity_network(opt.id_weights)
         self.stop_voted = False  # some worker asked to stop; every worker learns it in the same step
         self.skipped_batches = 0
