@@ -6,7 +6,9 @@
     python test.py --no_fr --no_vif --no_tar_algo --no_tar_net --no_brisque   # PSNR/SSIM only (fast)
     python test.py --test_path ../shared/data/celeba-unseen --degradation jpeg   # strangers, JPEG'd input
 
-Writes <stem>_SR.png and <stem>_LR.png per image, comparison.png, summary.json
+Each output is the generator's, corrected to agree with its 16x16 input
+(data.degradation.match_input); --raw_output keeps the generator's own, as
+the paper scores it. Writes <stem>_SR.png and <stem>_LR.png per image, comparison.png, summary.json
 and (HR mode) metrics.csv into <checkpoint_path>/<save_path>/<image_save_path>,
 or into a new run_N sub-folder of it when it already holds results (see
 --overwrite). HR mode measures PSNR/SSIM (RGB and Y) and, unless switched off,
@@ -34,7 +36,7 @@ from tqdm import tqdm
 
 from data import photo as ph
 from data.alignment import PhotoTooLargeError
-from data.degradation import degrade_test
+from data.degradation import degrade_test, match_input
 from data.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -255,7 +257,7 @@ def real_world(opt, files, model, out_dir, new_run, stems):
         try:
             photo = read_image(path)
             result = ph.super_resolve_photo(photo, model.predict, upscale=opt.upscale, min_face=opt.min_face,
-                                            force_large=opt.force_large)
+                                            force_large=opt.force_large, raw_output=opt.raw_output)
         except (ImageReadError, PhotoTooLargeError) as err:
             skipped += 1
             tqdm.write(f"{PROG}: skipped {path}: {err}", file=sys.stderr)
@@ -274,7 +276,7 @@ def real_world(opt, files, model, out_dir, new_run, stems):
         fail(PROG, f"none of the {len(files)} photos under {opt.test_path} could be processed")
     summary = {**counts, "skipped": skipped, "upscale": opt.upscale, "device": describe_device(),
                "backend": model.name, "precision": model.precision, "weight_path": opt.weight_path,
-               "mode": "real_world", "photos_report": reports}
+               "mode": "real_world", "raw_output": opt.raw_output, "photos_report": reports}
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
     print(f"{counts['photos']} photos, {counts['faces']} faces, {counts['super_resolved']} super-resolved -> {out_dir}"
@@ -322,7 +324,7 @@ def main(opt):
 
         for i, (path, hr, lr) in enumerate(good):
             stem = stems[path]
-            sr = to_uint8(sr_batch[i])
+            sr = to_uint8(sr_batch[i] if opt.raw_output else match_input(sr_batch[i], lr))
             bicubic = upscale_bicubic(lr, sr.shape[0] // lr.shape[0])
             evaluation.add(sr, bicubic, hr, [os.path.join(out_dir, stem + suffix) for suffix in OUTPUT_SUFFIXES])
             names.append(stem)
@@ -350,7 +352,7 @@ def main(opt):
                "faces_per_s": processed / wall_seconds, "workers": opt.workers,
                "device": describe_device(), "backend": model.name,
                "precision": model.precision, "weight_path": opt.weight_path,
-               "mode": "lr_input" if opt.lr_input else "hr"}
+               "mode": "lr_input" if opt.lr_input else "hr", "raw_output": opt.raw_output}
     if not opt.lr_input:
         summary["degradation"] = opt.degradation
     if rows:

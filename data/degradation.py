@@ -64,3 +64,19 @@ def degrade_test(hr, kind="bilinear"):
         return cv2.resize(np.ascontiguousarray(hr), (w // SCALE, h // SCALE), interpolation=cv2.INTER_AREA)
     lr = degrade(hr).numpy().astype(np.uint8)
     return jpeg_roundtrip(lr) if kind == "jpeg" else lr
+
+
+def match_input(sr, lr):
+    """The output made to agree with its input at the input's scale (float32 [8n, 8n, 3]).
+
+    Every degradation here makes each input pixel (near enough) the mean of
+    its 8x8 block, but the generator's output, averaged back over 8x8 blocks,
+    is off its input by a smooth colour and brightness error. That difference,
+    upscaled bicubically, is added back (one back-projection step, Irani and
+    Peleg 1991): detail finer than the input's pixels is the generator's, the
+    rest the input's. On 450 unseen faces it raised every face's PSNR
+    (+1.43 -> +1.57 dB over bicubic, docs/evaluation.md).
+    """
+    sr = np.asarray(sr, np.float32)
+    residual = np.asarray(lr, np.float32) - cv2.resize(sr, lr.shape[1::-1], interpolation=cv2.INTER_AREA)
+    return sr + cv2.resize(residual, sr.shape[1::-1], interpolation=cv2.INTER_CUBIC)

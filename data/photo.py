@@ -29,6 +29,7 @@ import numpy as np
 
 from data import alignment as al
 from data.constants import FRAME, SCALE
+from data.degradation import match_input
 from utils import to_uint8
 
 SUPER_RESOLVED = "super-resolved"
@@ -85,20 +86,6 @@ class PhotoResult:
         return f"{name}: " + "; ".join(parts) + f" [{self.seconds['total']:.1f} s]"
 
 
-def match_input(sr, lr):
-    """The output made to agree with its input at the input's scale (float32 [128, 128, 3]).
-
-    The generator's output, averaged back over 8x8 blocks, is off its input by
-    a smooth colour and brightness error; that difference, upscaled
-    bicubically, is added back (+0.1 dB on unseen aligned faces, docs/evaluation.md).
-    Detail finer than the input's pixels is the generator's, the rest the photo's.
-    """
-    sr = np.asarray(sr, np.float32)
-    size = lr.shape[0]
-    residual = np.asarray(lr, np.float32) - cv2.resize(sr, (size, size), interpolation=cv2.INTER_AREA)
-    return sr + cv2.resize(residual, sr.shape[1::-1], interpolation=cv2.INTER_CUBIC)
-
-
 def _run_predict(predict, lr):
     """float32 [N, 8n, 8n, 3] from predict(lr float32 [N, n, n, 3]); a tuple output's first item."""
     out = predict(lr.astype(np.float32))
@@ -119,10 +106,10 @@ def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_larg
     return SUPER_RESOLVED
 
 
-def super_resolve_faces(photo, matrices, predict):
+def super_resolve_faces(photo, matrices, predict, raw_output=False):
     """(inputs, outputs, image maps) for faces whose 128-frame maps are `matrices`: the generator's
     input crops (uint8 [n, n, 3], `alignment.input_crop`), its outputs corrected by `match_input`
-    (uint8 [8n, 8n, 3]) and each output's photo -> output-pixel 2x3 map."""
+    unless `raw_output` (uint8 [8n, 8n, 3]) and each output's photo -> output-pixel 2x3 map."""
     inputs, maps = zip(*(al.input_crop(photo, m) for m in matrices)) if matrices else ((), ())
     outputs = [None] * len(inputs)
     by_size = {}
@@ -133,12 +120,12 @@ def super_resolve_faces(photo, matrices, predict):
         for i in range(0, len(same_size), step):
             ks = same_size[i:i + step]
             for k, sr in zip(ks, _run_predict(predict, np.stack([inputs[k] for k in ks]))):
-                outputs[k] = to_uint8(match_input(sr, inputs[k]))
+                outputs[k] = to_uint8(sr if raw_output else match_input(sr, inputs[k]))
     return list(inputs), outputs, list(maps)
 
 
 def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_frame=MAX_FRAME,
-                        force_large=False, detector=None, max_pixels=al.MAX_OUTPUT_PIXELS):
+                        force_large=False, detector=None, max_pixels=al.MAX_OUTPUT_PIXELS, raw_output=False):
     """Every face of a uint8 RGB photo [H, W, 3] the model can help, super-resolved; a `PhotoResult`.
 
     predict(lr float32 [N, n, n, 3] on [0, 255]) -> float [N, 8n, 8n, 3] or a
@@ -148,7 +135,8 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
     size check runs first: a too-large request raises
     alignment.PhotoTooLargeError (a ValueError). Faces are classified by
     `status_of`; all but the super-resolved ones stay bicubic, as does a
-    photo without faces or under MIN_PHOTO_SIDE px.
+    photo without faces or under MIN_PHOTO_SIDE px. `raw_output` pastes the
+    generator's outputs without `match_input`.
     """
     start = time.perf_counter()
     photo = al._check_photo(photo)
@@ -177,7 +165,8 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
             chosen.append(k)
     if chosen:
         t = time.perf_counter()
-        inputs, outputs, maps = super_resolve_faces(photo, [result.matrices[k] for k in chosen], predict)
+        inputs, outputs, maps = super_resolve_faces(photo, [result.matrices[k] for k in chosen], predict,
+                                                      raw_output)
         result.seconds["generator"] = time.perf_counter() - t
         for k, lr, sr, image_map in zip(chosen, inputs, outputs, maps):
             result.lr[k], result.sr[k] = lr, sr

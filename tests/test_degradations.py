@@ -22,19 +22,15 @@ from test_cli_test import (  # noqa: F401
     super_resolve,
 )
 
-from data.degradation import DEGRADATIONS, degrade_test
+from data.degradation import DEGRADATIONS, degrade_test, match_input
 from options.test_options import TestOptions
+from tests.references import block_means, consistent_with_input
 
 
 def pillow_jpeg(image, quality=75):
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "JPEG", quality=quality)
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-
-
-def block_mean(hr, k=8):
-    h, w, c = hr.shape
-    return np.floor(hr.reshape(h // k, k, w // k, k, c).astype(np.float64).mean(axis=(1, 3)) + 0.5)
 
 
 def faces():
@@ -50,12 +46,30 @@ def test_each_degradation_against_an_independent_computation():
         area = degrade_test(hr, "area")
         assert area.dtype == np.uint8 and area.shape == (16, 16, 3)
         # INTER_AREA at 8x is the 8x8 mean; OpenCV's fixed-point rounding may move it by one level
-        assert np.abs(area.astype(int) - block_mean(hr)).max() <= 1
+        assert np.abs(area.astype(int) - np.floor(block_means(hr) + 0.5)).max() <= 1
         jpeg = degrade_test(hr, "jpeg")
         np.testing.assert_array_equal(jpeg, pillow_jpeg(released_lr(hr)))
         assert np.abs(jpeg.astype(int) - bilinear).mean() > 1  # quality 75 on 16x16 visibly changes it
     with pytest.raises(ValueError, match="unknown degradation 'nearest'"):
         degrade_test(faces()[0], "nearest")
+
+
+def test_match_input_is_one_back_projection_step():
+    """test.py's default output: the generator's plus the bicubic x8 of what its 8x8 means miss of the
+    input. Against a NumPy computation, and it must bring the output's block means to the input."""
+    rng = np.random.default_rng(5)
+    hr = released_hr(os.path.join(TEST_IMAGES, STEMS[0] + ".jpg"))
+    lr = released_lr(hr)
+    # a stand-in output: the HR face with a smooth colour cast and noise, as a generator's error
+    ramp = np.linspace(-20, 20, 128, dtype=np.float32)[None, :, None] * np.float32([1.0, 0.3, -0.6])
+    sr = hr.astype(np.float32) + ramp + rng.normal(0, 6, hr.shape).astype(np.float32)
+    got = match_input(sr, lr)
+    np.testing.assert_array_less(np.abs(np.clip(np.round(got), 0, 255) - consistent_with_input(sr, lr)), 1.01)
+    before = np.abs(block_means(sr) - lr).mean()
+    after = np.abs(block_means(got) - lr).mean()
+    assert before > 5 and after < before / 4, (before, after)
+    psnr = [10 * np.log10(255 ** 2 / np.mean((np.clip(x, 0, 255) - hr) ** 2)) for x in (sr, got)]
+    assert psnr[1] > psnr[0] + 1, psnr   # the cast is gone, the noise finer than 8 px stays
 
 
 @pytest.mark.parametrize("kind", ["area", "jpeg"])

@@ -257,11 +257,12 @@ def test_test_py_runs_exported_models(exported, tmp_path):
         out = tmp_path / backend
         result = subprocess.run([sys.executable, "test.py", "--gpu_ids", "-1", "--weight_path", str(weights),
                                  "--image_save_path", str(out), "--batchSize", "3", "--num_figures", "0",
-                                 "--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"],
+                                 "--raw_output", "--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"],
                                 cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         summary = json.loads((out / "summary.json").read_text())
         assert summary["backend"] == backend and summary["precision"] == "float32" and summary["images"] == 8
+        assert summary["raw_output"] is True
         for stem, want in zip(stems, expected):
             got = cv2.cvtColor(cv2.imread(str(out / f"{stem}_SR.png")), cv2.COLOR_BGR2RGB)
             assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, (backend, stem)

@@ -122,7 +122,7 @@ def test_test_py_int8_end_to_end(tmp_path):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
     out = tmp_path / "out"
     common = ["--weight_path", folder, "--crop_size", 8 * LR, "--load_size", 8 * LR, "--batchSize", 2,
-              "--no_fr", "--no_tar_algo", "--no_tar_net", "--no_vif"]
+              "--raw_output", "--no_fr", "--no_tar_algo", "--no_tar_net", "--no_vif"]
     result = run_test_py(*common, "--int8", "--image_save_path", out, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "int8 model: exporting" in result.stderr

@@ -93,7 +93,8 @@ def test_test_py_mixed_precision_matches_float32(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "test.py", "--gpu_ids", "-1", "--mixed_precision", "--weight_path",
                              str(weights), "--load_size", "16", "--crop_size", "16", "--image_save_path", str(out),
-                             "--num_figures", "0", "--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"],
+                             "--num_figures", "0", "--raw_output",
+                             "--no_fr", "--no_vif", "--no_tar_algo", "--no_tar_net"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())

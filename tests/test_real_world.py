@@ -202,6 +202,25 @@ def test_paste_puts_a_face_back_where_it_was_taken(upscale):
     assert abs(diff.mean() - OFFSET) < 3, diff.mean()   # (no match_input here: the offset stays)
 
 
+def test_raw_output_pastes_the_generators_own_face():
+    """By default a face's output is made to agree with its input, which takes away a generator's
+    brightness error; raw_output (test.py --raw_output) pastes the output as the generator made it."""
+    photo = background(2, (70, 90))
+    truth = paste_face(photo, "002993.jpg", 20, 45, 35, 10)
+    detector = TrueDetector(photo.shape[1], [truth])
+
+    def brighter(lr):
+        return bicubic_predict(lr) + OFFSET
+
+    base = bicubic(photo, 4)
+    shifts = []
+    for raw in (False, True):
+        result = ph.super_resolve_photo(photo, brighter, upscale=4, detector=detector, raw_output=raw)
+        core = al.paste(np.zeros_like(base), np.zeros((8, 8, 3)), np.eye(2, 3), truth, 4) > 0.99
+        shifts.append((result.composed[core].astype(float) - base[core]).mean())
+    assert abs(shifts[0]) < 2 and abs(shifts[1] - OFFSET) < 3, shifts
+
+
 # ----------------------------------------------------------------- the round trip
 
 ROUND_TRIP_PSNR = 35.0
