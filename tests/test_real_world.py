@@ -331,6 +331,24 @@ def test_recall_on_a_group_photo_shrunk_11x_and_16x(detector):
             assert np.linalg.norm(tiles_at - centre, axis=1).min() < side / 4, (factor, centre)
 
 
+def test_vote_keeps_a_face_only_where_enough_onet_boxes_agree():
+    """O-Net rows [image, x1, y1, x2, y2, confidence, 10 landmark values]: a face seen by DETECT_VOTES
+    overlapping boxes is kept once (its best-scored box); one seen by fewer, or by boxes that barely
+    touch each other, is not a face; boxes in another image of the batch are another face."""
+    def row(image, x, y, side, score):
+        return [image, x, y, x + side, y + side, score] + [0.0] * 10
+
+    votes = al.DETECT_VOTES
+    face = [row(0, 10 + k * 0.5, 10, 20, 0.90 + 0.01 * k) for k in range(votes)]   # IoU with the best > 0.9
+    weak = [row(0, 100 + k * 0.5, 10, 20, 0.99) for k in range(votes - 1)]          # one box short
+    other_image = [row(1, 10 + k * 0.5, 10, 20, 0.80) for k in range(votes)]        # same place, other image
+    apart = [row(0, 200 + k * 12, 10, 20, 0.95) for k in range(votes)]              # IoU 0.25: not one face
+    kept = al.vote(np.array(face + weak + other_image + apart, np.float64))
+    assert kept.shape == (2, 16)
+    np.testing.assert_array_equal(kept, [face[-1], other_image[0]])   # each face's best-scored box
+    assert al.vote(np.empty((0, 16))).shape == (0, 16)
+
+
 def test_photo_without_faces_is_reported_not_an_error(detector):
     photo = background(3, (100, 130))
     result = ph.super_resolve_photo(photo, bright_predict, detector=detector)
