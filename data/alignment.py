@@ -179,6 +179,8 @@ class VotedCascade(StageBase):
         scaled, scales = apply_scales(images_normalized, pyramids)
         boxes = [upscale_bboxes(generate_bounding_box(*self.pnet(image), PNET_THRESHOLD), np.full(batch, scale))
                  for image, scale in zip(scaled, scales)]
+        if not boxes:   # an image under P-Net's 12 px window has no pyramid level at all
+            return np.empty((0, 16))
         boxes = resize_to_square(np.concatenate(boxes))
         if len(boxes):
             offsets, scores = self._run(self.rnet, images_normalized, boxes, 24)

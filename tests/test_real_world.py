@@ -349,6 +349,11 @@ def test_vote_keeps_a_face_only_where_enough_onet_boxes_agree():
     assert al.vote(np.empty((0, 16))).shape == (0, 16)
 
 
+def test_detection_on_a_copy_smaller_than_the_pnet_window_finds_nothing(detector):
+    """A photo searched at its own size (as a huge, thin one is) that is under 12 px across: no faces."""
+    assert al.detect_faces(np.full((8, 8, 3), 128, np.uint8), detector, upscale=1) == []
+
+
 def test_photo_without_faces_is_reported_not_an_error(detector):
     photo = background(3, (100, 130))
     result = ph.super_resolve_photo(photo, bright_predict, detector=detector)
