@@ -28,6 +28,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+from options.base_options import DefaultsHelpFormatter
+from options.test_options import NO_CHECKPOINT_HELP, weights_exist
 from utils import fail, start_tensorflow
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -48,18 +50,18 @@ HR_SIDE = 128
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="EIPNet in a local web page (Gradio).",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on; 0.0.0.0 makes the page reachable from other machines")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on")
-    parser.add_argument("--weight_path", default=None,
+    parser.add_argument("--weight_path", default=os.path.join(ROOT, "checkpoint", "CelebA"),
                         help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
-                             "G_weight.ckpt prefix, an export, or a folder holding one of them "
-                             "(default: the bundled checkpoint/CelebA beside demo.py)")
+                             "G_weight.ckpt prefix, an export, or a folder holding one of them")
     opt = parser.parse_args(argv)
-    opt.weight_path = opt.weight_path or os.path.join(ROOT, "checkpoint", "CelebA")
     if not 0 < opt.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {opt.port}")
+    if not weights_exist(opt.weight_path):
+        parser.error(f"no checkpoint at --weight_path {opt.weight_path}; {NO_CHECKPOINT_HELP}")
     return opt
 
 

@@ -24,7 +24,7 @@ import os
 import sys
 import time
 
-from options.test_options import TestOptions
+from options.test_options import NO_CHECKPOINT_HELP, TestOptions
 from utils import start_tensorflow
 
 if __name__ == "__main__":
@@ -63,8 +63,6 @@ from visualizer import comparison_figure, write_photo_outputs
 
 PROG = "test.py"
 METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y", "bicubic_psnr", "bicubic_ssim")
-NO_CHECKPOINT_HELP = ("train one with `python train.py`, or pass --weight_path to the authors' "
-                      "G_weight.ckpt or a generator.weights.h5 (README, 'Checkpoints')")
 RUN_PREFIX = "run_"
 OUTPUT_SUFFIXES = ("_SR.png", "_LR.png")
 FIGURE = "comparison.png"
