@@ -8,13 +8,18 @@ Two modes, each the same functions test.py runs:
   the training degradation to 16x16, the generator); a 16x16 upload is taken
   as the LR face itself (test.py --lr_input).
 - "photo": test.py --real_world for one photo, through `enhance_photo`, the
-  one adapter between this page and the real-photo pipeline.
+  one adapter between this page and the real-photo pipeline. When it
+  super-resolves no face (a portrait's face is far larger than the model's
+  16 px input), the page says why and shows instead what EIPNet does to the
+  largest face shrunk to 16x16: the face in the real-photo path's 128 frame,
+  then the aligned-face path (`face_in_frame`).
 
 The page never talks to anything but its own server: Gradio's analytics,
 version check and share links are off, and its fonts are served locally.
 """
 import argparse
 import dataclasses
+import math
 import os
 import shutil
 import signal
@@ -28,6 +33,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+from options.base_options import DefaultsHelpFormatter
+from options.test_options import NO_CHECKPOINT_HELP, weights_exist
 from utils import fail, start_tensorflow
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -48,18 +55,18 @@ HR_SIDE = 128
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="EIPNet in a local web page (Gradio).",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on; 0.0.0.0 makes the page reachable from other machines")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on")
-    parser.add_argument("--weight_path", default=None,
+    parser.add_argument("--weight_path", default=os.path.join(ROOT, "checkpoint", "CelebA"),
                         help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
-                             "G_weight.ckpt prefix, an export, or a folder holding one of them "
-                             "(default: the bundled checkpoint/CelebA beside demo.py)")
+                             "G_weight.ckpt prefix, an export, or a folder holding one of them")
     opt = parser.parse_args(argv)
-    opt.weight_path = opt.weight_path or os.path.join(ROOT, "checkpoint", "CelebA")
     if not 0 < opt.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {opt.port}")
+    if not weights_exist(opt.weight_path):
+        parser.error(f"no checkpoint at --weight_path {opt.weight_path}; {NO_CHECKPOINT_HELP}")
     return opt
 
 
@@ -73,12 +80,19 @@ import numpy as np
 from PIL import Image
 
 from data import alignment, photo as real_photo
-from data.degradation import degrade
+from data.constants import FRAME
+from data.degradation import JPEG_QUALITY, degrade
 from data.images import ImageReadError, list_images, prepare_hr, prepare_lr, read_image, upscale_bicubic
 from deploy.inference import load_inference
 from metrics.quality import psnr
 from models import CheckpointError
 from utils import to_uint8, write_png
+
+# The low end of the faces the real-photo benchmark found and improved (docs/evaluation.md, "On real photos").
+ABOUT_SMALLEST = 10
+ABOUT_TEXT = (f"**What this is for:** small, blurry faces, roughly {ABOUT_SMALLEST} to "
+              f"{real_photo.MAX_FRAME:g} px across, as in a group photo, a crowd or a thumbnail: EIPNet makes a "
+              f"face 8 times sharper. Upload such a photo, or a face crop in 'aligned face' mode, or pick a sample.")
 
 
 class DemoError(ValueError):
@@ -94,6 +108,7 @@ class PhotoResult:
     bicubic: np.ndarray     # uint8, same size: the photo upscaled bicubically
     faces: list             # dicts, left to right: box [x1, y1, x2, y2] (None: a count of faces), frame_px, status
     seconds: float
+    matrices: list          # per face: 2x3 photo -> its 128 frame (data.alignment.frame_matrix)
 
 
 def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
@@ -110,17 +125,28 @@ def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
         raise DemoError(str(err)) from err
     faces = [{"box": f["box"], "frame_px": f["frame_px"], "status": f["status"]} for f in result.faces]
     return PhotoResult(output=result.composed, bicubic=upscale_bicubic(photo, upscale), faces=faces,
-                       seconds=result.seconds["total"])
+                       seconds=result.seconds["total"], matrices=result.matrices)
 
 
-def enhance_face(image, predict):
+def face_in_frame(photo, matrix):
+    """uint8 [128, 128, 3]: the face whose 128-frame map is `matrix` (`alignment.frame_matrix`), as the
+    real-photo path frames it. A larger face is warped at a whole multiple of 128 px first, then
+    averaged down (INTER_AREA), so shrinking it does not alias."""
+    k = max(1, math.ceil(alignment.frame_side(matrix) / FRAME))
+    grid = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]], np.float64)  # frame -> its k-times copy
+    face = cv2.warpAffine(photo, alignment.chain(grid, matrix), (FRAME * k, FRAME * k), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.resize(face, (FRAME, FRAME), interpolation=cv2.INTER_AREA) if k > 1 else face
+
+
+def enhance_face(image, predict, framed=False):
     """(lr, bicubic, sr, hr or None, seconds) for one face crop: test.py's default path, or its
-    --lr_input path for a 16x16 image."""
+    --lr_input path for a 16x16 image. `framed`: the image is the 128x128 frame already."""
     start = time.perf_counter()
-    if image.shape[:2] == (LR_SIDE, LR_SIDE):
+    if image.shape[:2] == (LR_SIDE, LR_SIDE) and not framed:
         hr, lr = None, prepare_lr(image, LR_SIDE)
     else:
-        hr = prepare_hr(image, HR_SIDE, HR_SIDE, "folder")
+        hr = image if framed else prepare_hr(image, HR_SIDE, HR_SIDE, "folder")
         lr = degrade(hr).numpy().astype(np.uint8)
     sr, _ = predict(lr[None].astype(np.float32))
     sr = to_uint8(sr[0])
@@ -208,8 +234,30 @@ def face_rows(faces):
     return rows
 
 
+def measured(sr, bicubic, hr, what):
+    return (f"against {what}: PSNR EIPNet {psnr(sr, hr):.2f} dB, bicubic {psnr(bicubic, hr):.2f} dB")
+
+
+def none_super_resolved(image, result, predict):
+    """(lr, bicubic, sr, hr, status) when a photo's faces were found but none super-resolved: why, in plain
+    words, and what EIPNet does to the largest face shrunk to 16x16 instead."""
+    k = max(range(len(result.faces)), key=lambda i: result.faces[i]["frame_px"])
+    lr, bicubic, sr, hr, _ = enhance_face(face_in_frame(image, result.matrices[k]), predict, framed=True)
+    too_large = result.faces[k]["status"] == real_photo.TOO_LARGE
+    why = (f"its face spans about {result.faces[k]['frame_px']:.0f} px, and EIPNet is made for faces of "
+           f"roughly {ABOUT_SMALLEST}-{real_photo.MAX_FRAME:g} px: it turns a {LR_SIDE}x{LR_SIDE} face into "
+           f"{HR_SIDE}x{HR_SIDE}" if too_large else f"its faces are {result.faces[k]['status']}")
+    status = (f"**No face in this photo was super-resolved:** {why}. The photo came back upscaled bicubically "
+              f"only.\n\n**Shown instead: what EIPNet does to this face shrunk to {LR_SIDE}x{LR_SIDE} px** "
+              f"(bicubic | EIPNet | the original face at {HR_SIDE}x{HR_SIDE}; "
+              f"{measured(sr, bicubic, hr, 'the original')}). To super-resolve a whole photo, upload one whose "
+              f"faces are small, such as a group photo (try the samples), or choose 'aligned face' for a face "
+              f"crop.")
+    return lr, bicubic, sr, hr, status
+
+
 def run(payload, mode, upscale, predict, out_dir):
-    """(slider pair, bicubic, EIPNet, PNG path, face rows, status text) for one request."""
+    """(slider pair, bicubic, EIPNet, original or None, PNG path, face rows, status text) for one request."""
     image = read_upload(upload_path(payload))
     stem = os.path.splitext(os.path.basename(upload_path(payload) or "image"))[0]
     if mode == "photo":
@@ -218,21 +266,24 @@ def run(payload, mode, upscale, predict, out_dir):
         found = [f for f in result.faces if f["box"] is not None]
         if not found:
             raise DemoError("No face found in this photo. For a face crop, choose 'aligned face'.")
-        improved = sum(f["status"] == "super-resolved" for f in found)
+        improved = sum(f["status"] == real_photo.SUPER_RESOLVED for f in found)
+        if not improved:
+            _, bicubic, sr, hr, status = none_super_resolved(image, result, predict)
+            return ((bicubic, sr), bicubic, sr, hr, write_result(sr, f"{stem}_face_SR.png", out_dir),
+                    face_rows(result.faces), status)
         status = (f"{len(found)} face(s) found, {improved} super-resolved; photo {image.shape[1]}x{image.shape[0]} "
                   f"-> {result.output.shape[1]}x{result.output.shape[0]} (x{upscale}) in {result.seconds:.1f} s")
-        return ((result.bicubic, result.output), result.bicubic, result.output,
+        return ((result.bicubic, result.output), result.bicubic, result.output, None,
                 write_result(result.output, f"{stem}_x{upscale}_SR.png", out_dir), face_rows(result.faces), status)
     if mode != "aligned face":
         raise DemoError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
     lr, bicubic, sr, hr, seconds = enhance_face(image, predict)
     status = f"{LR_SIDE}x{LR_SIDE} -> {sr.shape[1]}x{sr.shape[0]} in {seconds:.2f} s"
     if hr is not None:
-        status += (f"; against the {HR_SIDE}x{HR_SIDE} crop of your image: PSNR EIPNet {psnr(sr, hr):.2f} dB, "
-                   f"bicubic {psnr(bicubic, hr):.2f} dB")
+        status += "; " + measured(sr, bicubic, hr, f"the {HR_SIDE}x{HR_SIDE} crop of your image")
     else:
         status += " (a 16x16 upload is the model's input itself: no original to measure against)"
-    return (bicubic, sr), bicubic, sr, write_result(sr, f"{stem}_SR.png", out_dir), [], status
+    return (bicubic, sr), bicubic, sr, hr, write_result(sr, f"{stem}_SR.png", out_dir), [], status
 
 
 def handler(predict, out_dir):
@@ -250,30 +301,34 @@ def handler(predict, out_dir):
 
 # ----------------------------------------------------------------- page
 
-GROUP = ((56, 40, 50), (44, 110, 100), (20, 170, 50), (19, 220, 110), (18, 200, 40))  # side, centre x, y
-
-
-def group_photo(paths, out_path):
-    """A 256x160 'photo' of five bundled faces (aligned frames of 18 to 56 px, as `GROUP` places
-    them) on a smooth background; written to out_path."""
-    rng = np.random.default_rng(0)
-    low = rng.uniform(60, 200, (3, 4, 3)).astype(np.float32)
-    photo = cv2.resize(low, (256, 160), interpolation=cv2.INTER_CUBIC)
-    for path, (side, cx, cy) in zip(paths, GROUP):
-        face = read_image(path)
-        top = (face.shape[0] - face.shape[1]) // 2  # the aligned frame's square crop
-        face = cv2.resize(face[top:top + face.shape[1]], (side, side), interpolation=cv2.INTER_AREA)
-        y0, x0 = cy - side // 2, cx - side // 2
-        photo[y0:y0 + side, x0:x0 + side] = face
-    write_png(out_path, to_uint8(photo))
+def group_photo(paths, out_path, shrink, columns=4, quality=None):
+    """A group photo of the bundled photos (whole, `columns` side by side per row) shrunk `shrink` times
+    with INTER_AREA, as `scripts.real_world_bench` makes them: a face's 128 frame spans 178 / shrink px.
+    Written to out_path, as a JPEG of `quality` when given."""
+    photos = [read_image(p) for p in paths]
+    rows = [np.concatenate(photos[i:i + columns], axis=1) for i in range(0, len(photos), columns)]
+    width = min(r.shape[1] for r in rows)
+    tiled = np.concatenate([r[:, :width] for r in rows], axis=0)
+    h, w = (side - side % shrink for side in tiled.shape[:2])
+    small = cv2.resize(tiled[:h, :w], (w // shrink, h // shrink), interpolation=cv2.INTER_AREA)
+    if quality is None:
+        write_png(out_path, small)
+    else:
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise OSError(f"cannot encode {out_path}")
+        data.tofile(out_path)
     return out_path
 
 
 def samples(folder):
-    """[path, mode] examples: a group photo made from the bundled faces, then the faces themselves."""
+    """[path, mode, upscale] examples: two group photos made from the bundled faces (faces of 22 and
+    30 px; the second JPEG-compressed), then the faces themselves."""
     faces = list_images(SAMPLES_DIR)
-    group = group_photo(faces[:len(GROUP)], os.path.join(folder, "group_photo.png"))
-    return [[group, "photo"]] + [[p, "aligned face"] for p in faces]
+    group = group_photo(faces, os.path.join(folder, "group_photo.png"), shrink=8)
+    compressed = group_photo(faces[::-1], os.path.join(folder, f"group_photo_jpeg_q{JPEG_QUALITY}.jpg"), shrink=6,
+                             quality=JPEG_QUALITY)
+    return [[group, "photo", 8], [compressed, "photo", 4]] + [[p, "aligned face", DEFAULT_UPSCALE] for p in faces]
 
 
 def build(predict, work_dir):
@@ -282,8 +337,9 @@ def build(predict, work_dir):
     os.makedirs(out_dir, exist_ok=True)
     with gr.Blocks(title="EIPNet face super-resolution", analytics_enabled=False,
                    delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as page:
-        gr.Markdown("## EIPNet: face super-resolution (x8, 16 -> 128 px faces)\n"
-                    "**photo**: the faces are found, super-resolved and pasted back into the photo upscaled "
+        gr.Markdown("## EIPNet: face super-resolution (x8, 16 -> 128 px faces)")
+        gr.Markdown(ABOUT_TEXT, elem_id="about")
+        gr.Markdown("**photo**: the faces are found, super-resolved and pasted back into the photo upscaled "
                     "bicubically; the table says what happened to each. **aligned face**: a face crop is "
                     "reduced to 16x16 as in training and super-resolved to 128x128.\n\n" + LIMITS_TEXT)
         with gr.Row():
@@ -294,7 +350,7 @@ def build(predict, work_dir):
                 upscale = gr.Dropdown(list(UPSCALES), value=DEFAULT_UPSCALE, label="upscale (photo mode)",
                                       elem_id="upscale")
                 button = gr.Button("Enhance", variant="primary", elem_id="run")
-                gr.Examples(samples(work_dir), inputs=[upload, mode], label="bundled samples")
+                gr.Examples(samples(work_dir), inputs=[upload, mode, upscale], label="bundled samples")
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(label="bicubic | EIPNet (drag)", format="png", elem_id="slider")
                 with gr.Row():
@@ -302,13 +358,17 @@ def build(predict, work_dir):
                                        buttons=["download", "fullscreen"])
                     sr = gr.Image(label="EIPNet", format="png", interactive=False, elem_id="sr",
                                   buttons=["download", "fullscreen"])
+                    original = gr.Image(label="original face (aligned face, or a photo's face shown shrunk)",
+                                        format="png", interactive=False, elem_id="original",
+                                        buttons=["download", "fullscreen"])
                 download = gr.File(label="download the EIPNet PNG", elem_id="download")
                 status = gr.Markdown(elem_id="status")
                 faces = gr.Dataframe(headers=["face", "box x1 y1 x2 y2", "frame px", "what happened"],
                                      label="faces (photo mode)", interactive=False, elem_id="faces")
         # preprocess=False: the upload reaches `run` as a cached file and is decoded by test.py's
         # reader, so a file that is not an image gets our message, not a decoder's traceback.
-        button.click(handler(predict, out_dir), [upload, mode, upscale], [slider, bicubic, sr, download, faces, status],
+        button.click(handler(predict, out_dir), [upload, mode, upscale],
+                     [slider, bicubic, sr, original, download, faces, status],
                      api_name="enhance", preprocess=False)
     return page
 

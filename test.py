@@ -24,7 +24,7 @@ import os
 import sys
 import time
 
-from options.test_options import TestOptions
+from options.test_options import NO_CHECKPOINT_HELP, TestOptions
 from utils import start_tensorflow
 
 if __name__ == "__main__":
@@ -50,7 +50,7 @@ from deploy.inference import load_inference
 from deploy.int8 import int8_inference, lacks_vnni
 from metrics import brisque
 from metrics.evaluator import Evaluation, IdentityEvaluator, prefetched
-from metrics.face import FaceTools
+from metrics.face import INSTALL_HINT, FaceTools
 from metrics.identification import identifiable, summary as identification_summary
 from metrics.identity import load_identity_network
 from metrics.vif import min_size
@@ -63,11 +63,10 @@ from visualizer import comparison_figure, write_photo_outputs
 
 PROG = "test.py"
 METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y", "bicubic_psnr", "bicubic_ssim")
-NO_CHECKPOINT_HELP = ("train one with `python train.py`, or pass --weight_path to the authors' "
-                      "G_weight.ckpt or a generator.weights.h5 (README, 'Checkpoints')")
 RUN_PREFIX = "run_"
 OUTPUT_SUFFIXES = ("_SR.png", "_LR.png")
 FIGURE = "comparison.png"
+EVAL_INSTALL = f"install: {INSTALL_HINT}"  # dlib, its face models and brisque
 
 
 def requested_folder(opt):
@@ -125,8 +124,19 @@ def load_model(opt):
         fail(PROG, f"{err}; {NO_CHECKPOINT_HELP}")
 
 
-def face_evaluator(opt):
-    """IdentityEvaluator for the requested paper metrics, less those that cannot run here (warned)."""
+def optional_off_line(off):
+    """The one informational line naming the optional metrics that cannot run here and how to enable
+    them; off: {how to enable: [metric names]}. None when all can run."""
+    if not off:
+        return None
+    parts = [f"{', '.join(names)} ({how})" for how, names in off.items()]
+    return (f"{PROG}: info: optional metrics off: {'; '.join(parts)}. The --no_fr, --no_tar_algo, --no_tar_net "
+            "and --no_brisque flags silence this line")
+
+
+def face_evaluator(opt, off):
+    """IdentityEvaluator for the requested paper metrics, less those that cannot run here (added to `off`,
+    {how to enable: [names]}, for `optional_off_line`)."""
     if opt.lr_input or opt.real_world:
         return None
     want = {"fr": not opt.no_fr, "vif": not opt.no_vif, "tar_algo": not opt.no_tar_algo,
@@ -138,9 +148,9 @@ def face_evaluator(opt):
     if want["fr"] or want["tar_algo"]:
         try:
             face_tools = FaceTools().check(descriptors=want["tar_algo"])
-        except ImportError as err:  # EvalDependencyError: dlib or its model files
+        except ImportError:  # EvalDependencyError: dlib or its model files
             names = [n for n, on in (("FR-PSNR/FR-SSIM", want["fr"]), ("TAR algorithm", want["tar_algo"])) if on]
-            warn(PROG, f"{' and '.join(names)} off: {err} to enable (--no_fr --no_tar_algo silences this)")
+            off.setdefault(EVAL_INSTALL, []).extend(names)
             want["fr"] = want["tar_algo"] = False
     if want["tar_net"]:
         reason = None
@@ -155,22 +165,22 @@ def face_evaluator(opt):
             except (ImportError, IdentityWeightsError) as err:
                 reason = str(err).splitlines()[0]
         if reason:
-            warn(PROG, f"TAR network off: {reason}; run `python -m scripts.get_facenet_weights` or pass "
-                 f"--id_weights PATH to enable (--no_tar_net silences this)")
+            off.setdefault(f"{reason}: run `python -m scripts.get_facenet_weights` or pass --id_weights PATH",
+                           []).append("TAR network")
             want["tar_net"] = False
     if not any(want.values()):
         return None
     return IdentityEvaluator(**want, face_tools=face_tools, identity_network=identity_network)
 
 
-def brisque_on(opt):
-    """Whether BRISQUE runs: HR mode, not switched off, and its package installed (else warned)."""
+def brisque_on(opt, off):
+    """Whether BRISQUE runs: HR mode, not switched off, and its package installed (else added to `off`)."""
     if opt.no_brisque or opt.lr_input or opt.real_world:
         return False
     try:
         brisque.load_model()
-    except ImportError as err:  # EvalDependencyError: the brisque package
-        warn(PROG, f"BRISQUE off: {err} to enable (--no_brisque silences this)")
+    except ImportError:  # EvalDependencyError: the brisque package
+        off.setdefault(EVAL_INSTALL, []).append("BRISQUE")
         return False
     return True
 
@@ -228,13 +238,14 @@ def summary_line(processed, out_dir, summary, new_run, skipped):
         values = [summary[k] for k in (key, "bicubic_" + key)]
         return " (bicubic ".join("n/a" if v is None else f"{v:{fmt}}{unit}" for v in values) + ")"
 
+    # TAR network stays in summary.json only: with the FaceNet weights one can get, it is 0 for every
+    # method at the paper's thresholds (docs/evaluation.md, "How far to trust TAR")
     line = f"{processed} images -> {out_dir}"
     if new_run:
         line += " (new run folder: the output folder held results; --overwrite writes into it)"
     for key, label, fmt, unit in (("psnr", "PSNR", ".2f", " dB"), ("ssim", "SSIM", ".4f", ""),
                                   ("fr_psnr", "FR-PSNR", ".2f", " dB"), ("vif", "VIF", ".3f", ""),
                                   ("tar_algo_0.6", "TAR algorithm@0.6", ".1f", "%"),
-                                  ("tar_net_0.04", "TAR network@0.04", ".1f", "%"),
                                   ("brisque", "BRISQUE", ".1f", ""), ("rank1", "rank-1", ".1f", "%")):
         if key in summary:
             line += f" | {label} {pair(key, fmt, unit)}"
@@ -290,8 +301,11 @@ def real_world(opt, files, model, out_dir, new_run, stems):
 def main(opt):
     files = find_inputs(opt, requested_folder(opt))
     model = load_model(opt)
-    evaluator = face_evaluator(opt)
-    with_brisque = brisque_on(opt)
+    off = {}
+    evaluator = face_evaluator(opt, off)
+    with_brisque = brisque_on(opt, off)
+    if optional_off_line(off):
+        print(optional_off_line(off), file=sys.stderr, flush=True)
     identity_of = identities(opt, files, evaluator)
     out_dir, new_run = output_folder(opt)
     os.makedirs(out_dir, exist_ok=True)

@@ -26,10 +26,21 @@ import signal
 import sys
 
 from options.train_options import PAPER_GAN_START, TrainOptions
+from training.errors import TrainingError
+from training.run_folder import claim_run_folder, refuse_other_run
 from utils import fail, start_tensorflow
+
+PROG = "train.py"
 
 if __name__ == "__main__":
     OPT = TrainOptions().parse()  # --gpu_ids must reach CUDA before TensorFlow loads
+    # Refused now, not after TensorFlow's seconds of loading. Under multi_worker only the
+    # strategy knows which worker is the chief: Trainer checks then.
+    if OPT.strategy != "multi_worker":
+        try:
+            refuse_other_run(OPT)
+        except TrainingError as err:
+            fail(PROG, str(err))
 start_tensorflow()
 
 import keras
@@ -39,12 +50,10 @@ from tqdm import tqdm
 from data.pipeline import DataConfig, TrainData
 from models import CheckpointError
 from models.identity import IdentityWeightsError
-from training.errors import NonFiniteLoss, TrainingError
+from training.errors import NonFiniteLoss
 from training.gan_step import GanStep
 from training.run_log import RunLog
-from training.run_state import RunState, claim_run_folder, resume_args
-
-PROG = "train.py"
+from training.run_state import RunState, resume_args
 
 
 def make_strategy(name):
@@ -193,8 +202,7 @@ class Trainer:
                 self.log.write_grid(iteration)
             if opt.val_iter_freq and iteration % opt.val_iter_freq == 0 and not last:
                 scores = self.log.validate(iteration)
-                tqdm.write(f"iteration {iteration}: validation PSNR {scores['psnr']:.2f} dB "
-                           f"(bicubic {self.log.val_bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f}")
+                tqdm.write(f"iteration {iteration}: {self.log.validation_text(scores)}")
         if opt.save_iter_freq and iteration % opt.save_iter_freq == 0 and not last:
             self.save()
 
@@ -241,16 +249,12 @@ def done_line(trainer, iteration, scores):
                + (f"; {step.overflow_steps} updates skipped by loss scaling" if step.overflow_steps else ""))
     if scores is None:
         return f"done: {iteration} iterations; the chief saved the generator" + skipped
-    bicubic = trainer.log.val_bicubic
-    return (f"done: {iteration} iterations; validation PSNR {scores['psnr']:.2f} dB "
-            f"(bicubic {bicubic['psnr']:.2f}), SSIM {scores['ssim']:.4f} (bicubic {bicubic['ssim']:.4f}); "
+    return (f"done: {iteration} iterations; {trainer.log.validation_text(scores)}; "
             f"generator: {os.path.join(trainer.opt.experiment_dir, 'generator.weights.h5')}" + skipped)
 
 
 def main(opt):
     """Train as `opt` says; a user's error ends the program with one line. Returns the Trainer."""
-    if not os.path.isdir(opt.train_path):
-        fail(PROG, f"--train_path {opt.train_path} is not a folder")
     try:
         strategy = make_strategy(opt.strategy)
         trainer = Trainer(opt, strategy)

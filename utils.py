@@ -15,13 +15,15 @@ import cv2
 import numpy as np
 
 # What TensorFlow's C++ side prints while it loads and looks for GPUs on a machine with none:
-# absl's notice, "Could not find cuda drivers", "failed call to cuInit: ... (303)". Users read it
-# as a failure. Other lines printed then are passed on. Before absl::InitializeLog the time field
-# is "00:00:<seconds since 1970>", hence \d+ for the seconds.
+# absl's notice, "Could not find cuda drivers", "failed call to cuInit: ... (303)", and oneDNN's
+# "supports DT_UINT8 only on platforms with AVX-512" (printed at the first uint8 transpose, on
+# CPUs with AVX-512 too). Users read it as a failure. Other lines printed then are passed on.
+# Before absl::InitializeLog the time field is "00:00:<seconds since 1970>", hence \d+ for the seconds.
 _STARTUP_NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] .*"
-    r"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] failed call to cuInit: .*)$")
+    r"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] (failed call to cuInit: "
+    r"|oneDNN supports DT_UINT8 only on platforms with AVX-512\. ).*)$")
 
 
 def fail(prog, message, code=1):
@@ -95,6 +97,9 @@ def start_tensorflow():
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")  # CUDA's probe prints now, not at the first op
+            # oneDNN's uint8 notice is printed once per process, at the first uint8 transpose (the
+            # training pipeline's flips and rotations): now, while it is filtered
+            tf.transpose(tf.zeros((1, 1), tf.uint8))
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

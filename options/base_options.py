@@ -10,6 +10,16 @@ import os
 from data.constants import DATASET_MODES, SCALE
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to an option's help, except for defaults that mean "not given" (None,
+    a flag's False): their help says what happens without them."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class BaseOptions:
     description = "EIPNet"
 
@@ -41,7 +51,7 @@ class BaseOptions:
 
     def parser(self):
         parser = argparse.ArgumentParser(description=self.description,
-                                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                         formatter_class=DefaultsHelpFormatter)
         return self.initialize(parser)
 
     def validate(self, opt, parser):

@@ -7,6 +7,13 @@ from utils import usable_cores
 
 # SSIM's 11x11 window must fit in the HR face.
 MIN_HR_CROP = 16
+NO_CHECKPOINT_HELP = ("train one with `python train.py`, or pass --weight_path to the authors' "
+                      "G_weight.ckpt or a generator.weights.h5 (README, 'Checkpoints')")
+
+
+def weights_exist(path):
+    """Whether anything is at `path`: a file or folder, or a checkpoint prefix (its .index file)."""
+    return os.path.exists(path) or os.path.exists(path + ".index")
 
 
 class TestOptions(BaseOptions):
@@ -60,8 +67,8 @@ class TestOptions(BaseOptions):
                                  "process, with the same results")
         parser.add_argument("--raw_output", action="store_true",
                             help="write and score the generator's output as it is (the paper's protocol); by "
-                                 "default each output is corrected to agree with its 16x16 input, which raised "
-                                 "every unseen face's PSNR (data.degradation.match_input)")
+                                 "default each output is corrected to agree with its 16x16 input "
+                                 "(data.degradation.match_input)")
         parser.add_argument("--real_world", action="store_true",
                             help="the images are photos: find every face (MTCNN), super-resolve those the model "
                                  "can help and paste them back into the photo upscaled by --upscale (bicubic)")
@@ -101,6 +108,8 @@ class TestOptions(BaseOptions):
             parser.error(f"--min_face must be >= 0, got {opt.min_face}")
         if opt.identities is not None and not os.path.isfile(opt.identities):
             parser.error(f"--identities {opt.identities} is not a file")
+        if not weights_exist(opt.weight_path):
+            parser.error(f"no checkpoint at --weight_path {opt.weight_path}; {NO_CHECKPOINT_HELP}")
         if not os.path.isdir(opt.test_path):
             parser.error(f"--test_path {opt.test_path} is not a folder")
         if not opt.lr_input and opt.crop_size < MIN_HR_CROP:

@@ -94,8 +94,8 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--skip_nan", action="store_true",
                             help="skip a batch whose losses are NaN/Inf instead of stopping the run")
         parser.add_argument("--strategy", choices=STRATEGIES, default="default",
-                            help="default: one device; mirrored: every GPU --gpu_ids makes visible; multi_worker: "
-                                 "every GPU of the machines listed in TF_CONFIG (docs/distributed.md). "
+                            help="'default': one device; 'mirrored': every GPU --gpu_ids makes visible; "
+                                 "'multi_worker': every GPU of the machines listed in TF_CONFIG (docs/distributed.md). "
                                  "--batchSize is the global batch and must divide by the number of GPUs")
         return parser
 
@@ -122,6 +122,8 @@ class TrainOptions(BaseOptions):
             parser.error("give --which_epoch or --which_iter, not both")
         if opt.init_weights and opt.continue_train:
             parser.error("--init_weights starts a new run; --continue_train resumes one: give only one")
+        if not os.path.isdir(opt.train_path):
+            parser.error(f"--train_path {opt.train_path} is not a folder")
         if opt.val_path is not None and not os.path.isdir(opt.val_path):
             parser.error(f"--val_path {opt.val_path} is not a folder")
         if opt.overwrite and opt.continue_train:

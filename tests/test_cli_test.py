@@ -73,9 +73,21 @@ def hr_run(generator, tmp_path_factory):
     return out, result
 
 
+def undocumented(out):
+    """The files test.py wrote into `out` whose name (`<stem>` for a face's) the README's list lacks."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    names = set()
+    for name in os.listdir(out):
+        stem = next((s for s in STEMS + ["face0", "face1", "face2", "odd"] if name.startswith(s + "_")), None)
+        names.add(name if stem is None else "<stem>" + name[len(stem):])
+    return sorted(n for n in names if f"| `{n}` |" not in readme)
+
+
 @pytest.mark.slow
 def test_hr_mode_writes_every_output(hr_run):
     out, result = hr_run
+    assert undocumented(out) == []
     for stem in STEMS:
         for suffix in ("_SR.png", "_LR.png"):
             assert cv2.imread(str(out / (stem + suffix))).shape == (128, 128, 3)
@@ -162,7 +174,7 @@ def test_lr_input(generator, tmp_path):
         assert_close_images(read_rgb(out / (stem + "_SR.png")), sr)
         np.testing.assert_array_equal(read_rgb(out / (stem + "_LR.png")),
                                       cv2.resize(lrs[stem], (128, 128), interpolation=cv2.INTER_CUBIC))
-    assert not (out / "metrics.csv").exists()
+    assert not (out / "metrics.csv").exists() and undocumented(out) == []
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "lr_input" and summary["images"] == 4 and "psnr" not in summary
     assert summary["raw_output"] is False
@@ -179,3 +191,49 @@ def test_help_lists_every_flag():
             "no_tar_algo", "no_tar_net", "id_weights", "no_brisque", "degradation", "identities"]
     for flag in base + test:
         assert f"--{flag}" in result.stdout, flag
+
+
+@pytest.fixture(scope="module")
+def script():
+    """test.py as a module (its functions, without running it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eipnet_test_script_cli", os.path.join(ROOT, "test.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_optional_metrics_that_cannot_run_are_one_informational_line(script, monkeypatch, capsys, tmp_path):
+    from metrics.face import EvalDependencyError
+    from options.test_options import TestOptions
+
+    class NoDlib:
+        def check(self, descriptors=False):
+            raise EvalDependencyError("dlib is not installed: pip install -r requirements-eval.txt")
+
+    def no_brisque():
+        raise EvalDependencyError("brisque is not installed: pip install -r requirements-eval.txt")
+
+    monkeypatch.setattr(script, "FaceTools", NoDlib)
+    monkeypatch.setattr(script.brisque, "load_model", no_brisque)
+    absent = tmp_path / "facenet.h5"
+    opt = TestOptions().parse(["--gpu_ids", "-1", "--test_path", TEST_IMAGES, "--id_weights", str(absent)])
+    off = {}
+    evaluator = script.face_evaluator(opt, off)
+    assert (evaluator.fr, evaluator.vif, evaluator.tar_algo, evaluator.tar_net) == (False, True, False, False)
+    assert script.brisque_on(opt, off) is False
+    assert capsys.readouterr().err == ""  # nothing printed on the way: one line, by main
+    assert script.optional_off_line(off) == (
+        "test.py: info: optional metrics off: FR-PSNR/FR-SSIM, TAR algorithm, BRISQUE (install: pip install -r "
+        f"requirements-eval.txt); TAR network (FaceNet weights file not found: {absent}: run `python -m "
+        "scripts.get_facenet_weights` or pass --id_weights PATH). The --no_fr, --no_tar_algo, --no_tar_net and "
+        "--no_brisque flags silence this line")
+    assert script.optional_off_line({}) is None
+
+
+def test_tar_network_is_in_summary_json_not_the_printed_line(script):
+    summary = {"psnr": 23.0, "bicubic_psnr": 21.1, "tar_algo_0.6": 25.0, "bicubic_tar_algo_0.6": 12.5,
+               "tar_net_0.04": 0.0, "bicubic_tar_net_0.04": 0.0}
+    line = script.summary_line(8, "out", summary, False, 0)
+    assert line == "8 images -> out | PSNR 23.00 dB (bicubic 21.10 dB) | TAR algorithm@0.6 25.0% (bicubic 12.5%)"

@@ -102,22 +102,33 @@ def enhance(client, path, mode, upscale=4):
 
 
 def group_photo(tmp_path):
-    """Five bundled faces, aligned frames of 18 to 56 px, on a smooth background (demo.py's photo sample)."""
+    """The eight bundled photos side by side, shrunk 8x: faces of 22 px (demo.py's first photo sample)."""
     import demo
 
-    return demo.group_photo(SAMPLES, str(tmp_path / "group.png"))
+    return demo.group_photo(SAMPLES, str(tmp_path / "group.png"), shrink=8)
+
+
+def portrait(tmp_path):
+    """A close-up: a bundled 178x218 photo enlarged 4x, its face's 128 frame its 712x712 centre square."""
+    return write_rgb(str(tmp_path / "portrait.png"), cv2.resize(read_rgb(SAMPLES[0]), (712, 872),
+                                                                interpolation=cv2.INTER_CUBIC))
+
+
+def training_degradation(hr):
+    """Three 2x2 means each rounded half up (the released code's degradation) of a 128x128 face."""
+    x = hr.astype(np.float64)
+    for _ in range(3):
+        x = np.floor((x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]) / 4 + 0.5)
+    return x.astype(np.uint8)
 
 
 def training_lr(path):
     """The 16x16 input of an aligned 178x218 face, computed here: the 178x178 centre square,
-    INTER_LINEAR to 128, three 2x2 means each rounded half up (the released code's degradation)."""
+    INTER_LINEAR to 128, then `training_degradation`."""
     image = read_rgb(path)
     top = (image.shape[0] - image.shape[1]) // 2
     hr = cv2.resize(image[top:top + image.shape[1]], (128, 128), interpolation=cv2.INTER_LINEAR)
-    x = hr.astype(np.float64)
-    for _ in range(3):
-        x = np.floor((x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]) / 4 + 0.5)
-    return hr, x.astype(np.uint8)
+    return hr, training_degradation(hr)
 
 
 def psnr(a, b):
@@ -130,7 +141,7 @@ def psnr(a, b):
 def test_photo_through_api_is_upscaled_and_differs_from_bicubic(client, tmp_path):
     path = group_photo(tmp_path)
     photo = read_rgb(path)
-    slider, bicubic_path, sr_path, download, faces, status = enhance(client, path, "photo", 4)
+    slider, bicubic_path, sr_path, original, download, faces, status = enhance(client, path, "photo", 4)
     sr, bicubic = read_rgb(sr_path), read_rgb(bicubic_path)
     h, w = photo.shape[:2]
     assert sr.shape == bicubic.shape == (4 * h, 4 * w, 3)
@@ -140,12 +151,13 @@ def test_photo_through_api_is_upscaled_and_differs_from_bicubic(client, tmp_path
     assert open(download, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(read_rgb(download), sr)
     assert [np.array_equal(read_rgb(p), ref) for p, ref in zip(slider, (bicubic, sr))] == [True, True]
+    assert original is None
     # Whichever faces the pipeline chooses to improve, the page says so and they changed, visibly:
     # mean absolute difference of at least 2 levels over the face's box (scaled x4).
     rows = [row for row in faces["data"] if row[1]]
     improved = [row for row in rows if row[-1] == "super-resolved"]
     assert improved, faces
-    assert re.search(rf"{len(rows)} face\(s\) found, {len(improved)} super-resolved; photo 256x160 -> 1024x640 "
+    assert re.search(rf"{len(rows)} face\(s\) found, {len(improved)} super-resolved; photo {w}x{h} -> {4 * w}x{4 * h} "
                      rf"\(x4\) in [0-9.]+ s", status), status
     for row in improved:
         x1, y1, x2, y2 = (int(round(4 * float(v))) for v in row[1].split())
@@ -157,9 +169,10 @@ def test_photo_through_api_is_upscaled_and_differs_from_bicubic(client, tmp_path
 def test_aligned_face_through_api_matches_the_training_path(client):
     path = SAMPLES[0]
     hr, lr = training_lr(path)
-    _, bicubic_path, sr_path, download, faces, status = enhance(client, path, "aligned face")
+    _, bicubic_path, sr_path, original, download, faces, status = enhance(client, path, "aligned face")
     sr, bicubic = read_rgb(sr_path), read_rgb(bicubic_path)
     assert sr.shape == bicubic.shape == (128, 128, 3)
+    assert np.array_equal(read_rgb(original), hr)
     assert np.array_equal(bicubic, cv2.resize(lr, (128, 128), interpolation=cv2.INTER_CUBIC))
     assert np.abs(sr.astype(np.int16) - bicubic).mean() > 3.0
     assert os.path.basename(download) == os.path.basename(path).rsplit(".", 1)[0] + "_SR.png"
@@ -174,10 +187,36 @@ def test_aligned_face_through_api_matches_the_training_path(client):
 def test_a_16x16_upload_is_the_model_input_itself(client, tmp_path):
     _, lr = training_lr(SAMPLES[1])
     path = write_rgb(str(tmp_path / "lr.png"), lr)
-    _, bicubic_path, sr_path, _, _, status = enhance(client, path, "aligned face")
+    _, bicubic_path, sr_path, original, _, _, status = enhance(client, path, "aligned face")
     assert np.array_equal(read_rgb(bicubic_path), cv2.resize(lr, (128, 128), interpolation=cv2.INTER_CUBIC))
     assert read_rgb(sr_path).shape == (128, 128, 3)
-    assert "no original to measure against" in status
+    assert "no original to measure against" in status and original is None
+
+
+@pytest.mark.slow
+def test_a_portrait_gets_why_and_its_face_shrunk_to_16_px(client, tmp_path):
+    """A close-up's face is far too large for the 8x model: the page says so and shows what EIPNet
+    does to that face shrunk to 16x16, beside the original face, instead of a bicubic photo."""
+    _, bicubic_path, sr_path, original_path, download, faces, status = enhance(client, portrait(tmp_path), "photo", 1)
+    sr, bicubic, original = read_rgb(sr_path), read_rgb(bicubic_path), read_rgb(original_path)
+    assert sr.shape == bicubic.shape == original.shape == (128, 128, 3)
+    assert "No face in this photo was super-resolved" in status and "shrunk to 16x16" in status, status
+    assert [row[-1] for row in faces["data"]] == ["too large for the 8x model: left as bicubic"]
+    # the original is this face in the training frame: the enlarged photo's 712x712 centre square, 128 px
+    centre = read_rgb(portrait(tmp_path))[80:792]
+    expected = cv2.resize(centre, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float64)
+    assert np.corrcoef(expected.ravel(), original.astype(np.float64).ravel())[0, 1] > 0.97
+    # ... shrunk as in training, then bicubic and EIPNet, measured against it as the status says
+    lr = training_degradation(original)
+    assert np.array_equal(bicubic, cv2.resize(lr, (128, 128), interpolation=cv2.INTER_CUBIC))
+    assert np.abs(sr.astype(np.int16) - bicubic).mean() > 3.0
+    stated = [float(v) for v in re.findall(r"PSNR EIPNet ([0-9.]+) dB, bicubic ([0-9.]+) dB", status)[0]]
+    assert stated == pytest.approx([psnr(sr, original), psnr(bicubic, original)], abs=0.006)
+    assert os.path.basename(download) == "portrait_face_SR.png" and np.array_equal(read_rgb(download), sr)
+
+    # the bundled 178x218 photo itself, in photo mode: its face (frame 178 px) too
+    _, _, sr_path, original_path, _, _, status = enhance(client, SAMPLES[0], "photo", 4)
+    assert "No face in this photo was super-resolved" in status and read_rgb(sr_path).shape == (128, 128, 3)
 
 
 @pytest.mark.slow
@@ -211,7 +250,7 @@ def test_bad_input_gets_a_message_and_the_server_stays_up(client, tmp_path):
             "16 megapixels: choose upscale 4 or less") in message(big, upscale=8)
 
     # ... and the next good request is served.
-    _, _, sr_path, _, _, _ = enhance(client, SAMPLES[2], "aligned face")
+    _, _, sr_path, _, _, _, _ = enhance(client, SAMPLES[2], "aligned face")
     assert read_rgb(sr_path).shape == (128, 128, 3)
 
 
@@ -221,10 +260,23 @@ def test_concurrent_requests_queue_and_all_finish(client):
             for p in SAMPLES[3:6]]
     results = [job.result(timeout=300) for job in jobs]
     assert [read_rgb(r[2]).shape for r in results] == [(128, 128, 3)] * 3
-    assert len({open(r[3], "rb").read() for r in results}) == 3
+    assert len({open(r[4], "rb").read() for r in results}) == 3
 
 
 # ----------------------------------------------------------------- browser
+
+def loaded_size(selector):
+    """A WebDriverWait condition: [width, height] of the first image at `selector` once it has loaded."""
+    from selenium.webdriver.common.by import By
+
+    def size(d):
+        images = d.find_elements(By.CSS_SELECTOR, selector)
+        if not images:
+            return None
+        return d.execute_script("const i = arguments[0]; return i.complete ? [i.naturalWidth, i.naturalHeight] : null",
+                                images[0])
+    return size
+
 
 @pytest.fixture(scope="module")
 def browser():
@@ -257,20 +309,18 @@ def test_page_in_chromium_shows_the_result_of_an_upload_and_errors(server, brows
     url = server[0]
     browser.get(url)
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
-    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(group_photo(tmp_path))
+    # what the page is for, above the upload
+    about = browser.find_element(By.CSS_SELECTOR, "#about")
+    assert "What this is for" in about.text and "group photo" in about.text, about.text
+    assert about.location["y"] < browser.find_element(By.CSS_SELECTOR, "#upload").location["y"]
+    photo = group_photo(tmp_path)
+    h, w = read_rgb(photo).shape[:2]
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(photo)
     # The upload is shown before the button is pressed (it is on the server by then).
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload img"))
     browser.find_element(By.CSS_SELECTOR, "#run").click()
 
-    def loaded_result(d):
-        images = d.find_elements(By.CSS_SELECTOR, "#sr img")
-        if not images:
-            return None
-        size = d.execute_script("const i = arguments[0]; return i.complete ? [i.naturalWidth, i.naturalHeight] : null",
-                                images[0])
-        return size
-
-    assert WebDriverWait(browser, 180).until(loaded_result) == [1024, 640]
+    assert WebDriverWait(browser, 180).until(loaded_size("#sr img")) == [4 * w, 4 * h]
     status = browser.find_element(By.CSS_SELECTOR, "#status").text
     improved = int(re.search(r"face\(s\) found, ([0-9]+) super-resolved", status).group(1))
     assert improved > 0
@@ -293,3 +343,21 @@ def test_page_in_chromium_shows_the_result_of_an_upload_and_errors(server, brows
         lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]") if t.text.strip()])
     assert "This file is not an image we can read" in toast[0].text, toast[0].text
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+
+
+@pytest.mark.slow
+def test_page_in_chromium_explains_a_portrait_and_shows_its_face_shrunk(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server[0])
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(portrait(tmp_path))
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload img"))
+    browser.find_element(By.CSS_SELECTOR, "#run").click()  # photo mode, the default
+    assert WebDriverWait(browser, 180).until(loaded_size("#sr img")) == [128, 128]
+    assert WebDriverWait(browser, 60).until(loaded_size("#original img")) == [128, 128]
+    status = browser.find_element(By.CSS_SELECTOR, "#status").text
+    assert "No face in this photo was super-resolved" in status, status
+    assert "what EIPNet does to this face shrunk to 16x16" in status and "group photo" in status, status
+    assert "too large for the 8x model" in browser.find_element(By.CSS_SELECTOR, "#faces").text

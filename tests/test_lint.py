@@ -44,7 +44,7 @@ def test_options_and_helpers_load_no_tensorflow():
     # --gpu_ids sets CUDA_VISIBLE_DEVICES while the options are parsed: TensorFlow must not be loaded by then
     code = ("import sys\n"
             "import data.constants, data.images, options.base_options, options.test_options, options.train_options\n"
-            "import training.errors, utils\n"
+            "import training.errors, training.run_folder, utils\n"
             "from options.test_options import TestOptions\n"
             "from options.train_options import TrainOptions\n"
             "TestOptions().parse([]); TrainOptions().parse([])\n"

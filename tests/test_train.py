@@ -19,6 +19,7 @@ from conftest import ROOT
 from models import load_generator
 from options.train_options import TrainOptions
 from training.errors import TrainingError
+from training.run_log import RunLog
 from training.run_state import resume_args
 
 TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
@@ -200,6 +201,9 @@ def test_existing_run_is_not_overwritten_and_sigterm_saves(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
+    # TensorFlow's C++ lines (oneDNN's uint8 notice at the first flip) are filtered at start-up
+    # (anywhere: such a line may follow the progress bar's carriage return)
+    assert not re.search(r"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] ", err), err[-2000:]
     match = re.search(r"stopped by SIGTERM at iteration (\d+); saved (\S+)\nresume with: (.*--continue_train)", out)
     assert match, out[-2000:]
     assert os.path.exists(match.group(2) + ".index")
@@ -210,6 +214,19 @@ def test_existing_run_is_not_overwritten_and_sigterm_saves(tmp_path):
     resumed = train.Trainer(TrainOptions().parse(args))
     assert resumed.state.start().startswith(f"resumed {match.group(2)} (iteration {iteration})")
     assert int(resumed.state.iteration.numpy()) == iteration
+
+
+def test_a_validation_under_bicubic_says_it_is_normal_early():
+    log = RunLog.__new__(RunLog)
+    log.val_bicubic = {"psnr": 21.14, "ssim": 0.5873}
+    early = log.validation_text({"psnr": 6.0, "ssim": 0.0635})
+    assert early == ("validation PSNR 6.00 dB (bicubic 21.14), SSIM 0.0635 (bicubic 0.5873) - under bicubic, as a "
+                     "new run is for its first few hundred iterations: normal so early (docs/training.md, "
+                     "'Validation early in a run')")
+    with open(os.path.join(ROOT, "docs", "training.md"), encoding="utf-8") as f:
+        assert "**Validation early in a run**" in f.read()
+    assert log.validation_text({"psnr": 23.0, "ssim": 0.67}) == (
+        "validation PSNR 23.00 dB (bicubic 21.14), SSIM 0.6700 (bicubic 0.5873)")
 
 
 def test_resume_args_drop_init_weights_in_every_spelling():

@@ -27,6 +27,9 @@ LOG_FIELDS = (("G_total", "G_total"), ("MSE", "L_rgb"), ("EDGE", "L_e"), ("YUV",
 VAL_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
 GRID_IMAGES = 4
 VAL_BATCH = 16
+# A new run's generator starts far from a face: its first validations are under bicubic (the figures: docs).
+EARLY_NOTE = ("under bicubic, as a new run is for its first few hundred iterations: normal so early "
+              "(docs/training.md, 'Validation early in a run')")
 
 
 def parse_loss_log(path):
@@ -134,6 +137,13 @@ class RunLog:
                 save_generator(self.generator, tmp)
             atomic_write_text(os.path.join(best, "best.json"), json.dumps({"iteration": iteration, **scores}, indent=2))
         return scores
+
+    def validation_text(self, scores):
+        """'validation PSNR .. dB (bicubic ..), SSIM .. (bicubic ..)' of `scores`; under bicubic's PSNR, why."""
+        bicubic = self.val_bicubic
+        text = (f"validation PSNR {scores['psnr']:.2f} dB (bicubic {bicubic['psnr']:.2f}), "
+                f"SSIM {scores['ssim']:.4f} (bicubic {bicubic['ssim']:.4f})")
+        return text + (f" - {EARLY_NOTE}" if scores["psnr"] < bicubic["psnr"] else "")
 
     def write_grid(self, iteration):
         """LR (bicubic) | SR | HR | predicted edge 128 | Canny 128 of the first validation faces."""

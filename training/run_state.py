@@ -18,32 +18,6 @@ from models import load_generator, save_generator
 from training.errors import TrainingError
 from utils import atomic_path, atomic_write_text
 
-# what a run writes in its folder: finding any of them means the folder holds a run
-RUN_OUTPUTS = ("generator.weights.h5", "ckpt", "best", "logs", "loss_log.txt", "validation.csv", "validation.png",
-               "loss_curves.png", "opt.txt", "opt.json")
-
-
-def claim_run_folder(opt, chief=True):
-    """Refuse a new run in a folder holding another run's outputs; with --overwrite the chief deletes them.
-
-    --continue_train resumes the run there, so it may write into it. Other workers look for
-    checkpoints only: the chief writes its logs there as soon as it starts, checkpoints much later.
-    """
-    folder = opt.experiment_dir
-    found = [name for name in (RUN_OUTPUTS if chief else ("ckpt",)) if os.path.lexists(os.path.join(folder, name))]
-    if not found or opt.continue_train:
-        return
-    if not opt.overwrite:
-        raise TrainingError(f"{folder} already holds a run ({', '.join(found)}): resume it with --continue_train, "
-                            f"train into a new --save_path, or replace it with --overwrite")
-    if chief:
-        for name in found:
-            path = os.path.join(folder, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
-
 
 def truncate_logs(folder, iteration):
     """Drop log lines written after `iteration` (by a run that died before its next save)."""
