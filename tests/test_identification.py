@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_cli_test import ROOT, STEMS, TEST_IMAGES, generator, read_rgb, released_hr, run_test_py  # noqa: F401
 
-from metrics.identification import identifiable, rank1, summary
+from metrics.identification import identifiable, per_face, rank1, summary
 
 
 def brute_force_rank1(probes, gallery, labels):
@@ -61,7 +61,7 @@ def test_identifiable_and_summary_keys():
     rows = [{"desc_algo": np.array([0.0, 0.0]), "bicubic_desc_algo": None, "hr_desc_algo": np.array([0.0, 0.1])},
             {"desc_algo": np.array([5.0, 5.0]), "bicubic_desc_algo": None, "hr_desc_algo": np.array([0.1, 0.0])},
             {"desc_algo": np.array([0.0, 0.3]), "bicubic_desc_algo": None, "hr_desc_algo": np.array([5.0, 5.0])}]
-    s = summary(rows, ["x", "x", "y"], dim=2)
+    s = summary(per_face(rows, ["x", "x", "y"], dim=2), ["x", "x", "y"])
     assert s == {"rank1": pytest.approx(100 / 3), "bicubic_rank1": 0.0, "hr_rank1": pytest.approx(200 / 3),
                  "identities": 2}
 
