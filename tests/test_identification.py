@@ -131,6 +131,19 @@ def test_test_py_rank1_on_identity_folders(generator, tmp_path):  # noqa: F811
         expected = brute_force_rank1(np.array(desc[prefix]), np.array(desc["hr_"]), labels)
         assert summary_[prefix + "rank1"] == pytest.approx(expected, abs=1e-9), prefix
     assert summary_["hr_rank1"] >= 50  # most mirror images are found as the same person
+    # metrics.csv: each face's person and hits, which the intervals resample by person
+    with open(out / "metrics.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["identity"] for r in rows] == labels
+    for prefix in desc:
+        assert 100 * np.mean([int(r[prefix + "rank1_hit"]) for r in rows]) == pytest.approx(summary_[prefix + "rank1"])
+    intervals = summary_["intervals"]
+    assert (intervals["resampled"], intervals["people"], intervals["faces"]) == ("people", 4, 8)
+    gain = intervals["sr_minus_bicubic"]["rank1"]["mean"]
+    assert gain == pytest.approx(summary_["rank1"] - summary_["bicubic_rank1"])
+    low, high = intervals["means"]["psnr"]
+    assert low < summary_["psnr"] < high
+    assert "intervals, bootstrap over 4 people" in result.stdout
 
     # an identities file that makes everyone one person: rank-1 is off, with a warning naming the file
     listing = src / "identities.txt"
