@@ -14,7 +14,9 @@ or into a new run_N sub-folder of it when it already holds results (see
 --overwrite). HR mode measures PSNR/SSIM (RGB and Y) and, unless switched off,
 the paper's FR-PSNR/FR-SSIM, VIF, identity TAR and BRISQUE, each also for
 bicubic, and rank-1 identification among the people of --test_path (SR,
-bicubic, HR) when its faces belong to several identities.
+bicubic, HR) when its faces belong to several identities; every mean and SR-bicubic
+difference with its 95% interval, by bootstrap over those people, else over faces
+(metrics.intervals).
 Unreadable images are reported and skipped.
 """
 import csv
