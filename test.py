@@ -14,7 +14,9 @@ or into a new run_N sub-folder of it when it already holds results (see
 --overwrite). HR mode measures PSNR/SSIM (RGB and Y) and, unless switched off,
 the paper's FR-PSNR/FR-SSIM, VIF, identity TAR and BRISQUE, each also for
 bicubic, and rank-1 identification among the people of --test_path (SR,
-bicubic, HR) when its faces belong to several identities.
+bicubic, HR) when its faces belong to several identities; every mean and SR-bicubic
+difference with its 95% interval, by bootstrap over those people, else over faces
+(metrics.intervals).
 Unreadable images are reported and skipped.
 """
 import csv
@@ -48,10 +50,16 @@ from data.images import (
 )
 from deploy.inference import load_inference
 from deploy.int8 import int8_inference, lacks_vnni
-from metrics import brisque
+from metrics import brisque, intervals
 from metrics.evaluator import Evaluation, IdentityEvaluator, prefetched
 from metrics.face import INSTALL_HINT, FaceTools
-from metrics.identification import identifiable, summary as identification_summary
+from metrics.identification import (
+    HIT_SUFFIX,
+    IDENTITY_COLUMN,
+    identifiable,
+    per_face as identification_hits,
+    summary as identification_summary,
+)
 from metrics.identity import load_identity_network
 from metrics.vif import min_size
 from models import CheckpointError
@@ -257,6 +265,18 @@ def summary_line(processed, out_dir, summary, new_run, skipped):
     return line
 
 
+def write_metrics_csv(path, rows, columns, labels=None, hits=None):
+    """One row per face: its name, `columns` of its metrics row, and with identities its identity and rank-1 hits."""
+    hit_keys = tuple(hits) if hits is not None else ()
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(("name",) + columns + ((IDENTITY_COLUMN,) + tuple(k + HIT_SUFFIX for k in hit_keys)
+                                               if labels is not None else ()))
+        for i, row in enumerate(rows):
+            writer.writerow([row["name"]] + [f"{row[k]:.6f}" for k in columns]
+                            + ([labels[i]] + [int(hits[k][i]) for k in hit_keys] if labels is not None else []))
+
+
 def real_world(opt, files, model, out_dir, new_run, stems):
     """--real_world: every face of every photo the model can help super-resolved and pasted back."""
     counts = {"photos": 0, "faces": 0, "super_resolved": 0, "too_large": 0, "too_small": 0,
@@ -372,23 +392,22 @@ def main(opt):
     if rows:
         mean_keys = METRIC_KEYS + (brisque.KEYS if with_brisque else ())
         columns = mean_keys + (evaluator.per_image_keys if evaluator is not None else ())
-        with open(os.path.join(out_dir, "metrics.csv"), "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(("name",) + columns)
-            for row in rows:
-                writer.writerow([row["name"]] + [f"{row[k]:.6f}" for k in columns])
+        labels = [identity_of[p] for p in paths] if identity_of is not None else None
+        hits = identification_hits(rows, labels) if labels is not None else None
+        write_metrics_csv(os.path.join(out_dir, "metrics.csv"), rows, columns, labels, hits)
         means = {k: finite_mean([row[k] for row in rows]) for k in mean_keys}
         summary.update({k: value for k, (value, _) in means.items()})
         summary["left_out_of_means"] = {k: n for k, (_, n) in means.items() if n}
         if evaluator is not None:
             summary.update(evaluator.summary(rows))
-        if identity_of is not None:
-            summary.update(identification_summary(rows, [identity_of[p] for p in paths]))
+        if labels is not None:
+            summary.update(identification_summary(hits, labels))
+        summary["intervals"] = intervals.summary(rows, labels, hits)
     summary = {k: json_value(v) for k, v in summary.items()}
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, allow_nan=False)
 
-    print(summary_line(processed, out_dir, summary, new_run, len(skipped)))
+    print(summary_line(processed, out_dir, summary, new_run, len(skipped)) + intervals.line(summary.get("intervals")))
     return summary
 
 

@@ -16,10 +16,19 @@ from metrics.evaluator import BICUBIC_PREFIX
 # per_image() row keys of the dlib descriptors (IdentityEvaluator with tar_algo)
 DESCRIPTOR_KEYS = {"": "desc_algo", BICUBIC_PREFIX: BICUBIC_PREFIX + "desc_algo", "hr_": "hr_desc_algo"}
 SUMMARY_KEYS = ("rank1", "bicubic_rank1", "hr_rank1", "identities")
+# metrics.csv: a face's identity, and per probe (SR, bicubic, HR) 1 if identified: "rank1" + HIT_SUFFIX, ...
+IDENTITY_COLUMN = "identity"
+HIT_SUFFIX = "_hit"
 
 
 def rank1(probes, gallery, labels):
-    """Percent of faces i whose probe's nearest gallery face j != i has labels[i].
+    """Percent of faces i whose probe's nearest gallery face j != i has labels[i] (see hits)."""
+    found = hits(probes, gallery, labels)
+    return float(100.0 * np.mean(found)) if found.size else float("nan")
+
+
+def hits(probes, gallery, labels):
+    """[n] bool: whether face i's probe's nearest gallery face j != i has labels[i].
 
     probes, gallery: [n, d] descriptors, a row of NaN where there is none
     (that face is a miss as a probe and absent from the gallery). Euclidean
@@ -30,10 +39,8 @@ def rank1(probes, gallery, labels):
     n = len(labels)
     if probes.shape[0] != n or gallery.shape[0] != n:
         raise ValueError(f"{probes.shape[0]} probes and {gallery.shape[0]} gallery faces for {n} labels")
-    if n == 0:
-        return float("nan")
     in_gallery = np.all(np.isfinite(gallery), axis=1)
-    hits = 0
+    found = np.zeros(n, bool)
     for i in range(n):
         if not np.all(np.isfinite(probes[i])):
             continue
@@ -42,8 +49,8 @@ def rank1(probes, gallery, labels):
         if not candidates.any():
             continue
         d = np.linalg.norm(gallery[candidates] - probes[i], axis=1)
-        hits += labels[candidates][int(np.argmin(d))] == labels[i]
-    return float(100.0 * hits / n)
+        found[i] = labels[candidates][int(np.argmin(d))] == labels[i]
+    return found
 
 
 def identifiable(labels):
@@ -52,13 +59,18 @@ def identifiable(labels):
     return len(counts) >= 2 and counts.max() >= 2
 
 
-def summary(rows, labels, dim=128):
-    """rank1 / bicubic_rank1 / hr_rank1 (percent) and identity count from per_image() rows."""
+def per_face(rows, labels, dim=128):
+    """{"rank1": [n] bool, "bicubic_rank1": ..., "hr_rank1": ...}: each face's hit (SR, bicubic, HR probe)."""
     def stack(key):
         return np.stack([np.full(dim, np.nan) if r[key] is None else np.asarray(r[key], np.float64)
                          for r in rows]) if rows else np.zeros((0, dim))
 
     gallery = stack(DESCRIPTOR_KEYS["hr_"])
-    out = {prefix + "rank1": rank1(stack(key), gallery, labels) for prefix, key in DESCRIPTOR_KEYS.items()}
+    return {prefix + "rank1": hits(stack(key), gallery, labels) for prefix, key in DESCRIPTOR_KEYS.items()}
+
+
+def summary(found, labels):
+    """rank1 / bicubic_rank1 / hr_rank1 (percent) and identity count from per_face()'s hits."""
+    out = {k: float(100.0 * np.mean(v)) if len(v) else float("nan") for k, v in found.items()}
     out["identities"] = int(len(set(labels)))
     return {k: out[k] for k in SUMMARY_KEYS}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_cli_test import ROOT, STEMS, TEST_IMAGES, generator, read_rgb, released_hr, run_test_py  # noqa: F401
 
-from metrics.identification import identifiable, rank1, summary
+from metrics.identification import identifiable, per_face, rank1, summary
 
 
 def brute_force_rank1(probes, gallery, labels):
@@ -61,7 +61,7 @@ def test_identifiable_and_summary_keys():
     rows = [{"desc_algo": np.array([0.0, 0.0]), "bicubic_desc_algo": None, "hr_desc_algo": np.array([0.0, 0.1])},
             {"desc_algo": np.array([5.0, 5.0]), "bicubic_desc_algo": None, "hr_desc_algo": np.array([0.1, 0.0])},
             {"desc_algo": np.array([0.0, 0.3]), "bicubic_desc_algo": None, "hr_desc_algo": np.array([5.0, 5.0])}]
-    s = summary(rows, ["x", "x", "y"], dim=2)
+    s = summary(per_face(rows, ["x", "x", "y"], dim=2), ["x", "x", "y"])
     assert s == {"rank1": pytest.approx(100 / 3), "bicubic_rank1": 0.0, "hr_rank1": pytest.approx(200 / 3),
                  "identities": 2}
 
@@ -131,6 +131,19 @@ def test_test_py_rank1_on_identity_folders(generator, tmp_path):  # noqa: F811
         expected = brute_force_rank1(np.array(desc[prefix]), np.array(desc["hr_"]), labels)
         assert summary_[prefix + "rank1"] == pytest.approx(expected, abs=1e-9), prefix
     assert summary_["hr_rank1"] >= 50  # most mirror images are found as the same person
+    # metrics.csv: each face's person and hits, which the intervals resample by person
+    with open(out / "metrics.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["identity"] for r in rows] == labels
+    for prefix in desc:
+        assert 100 * np.mean([int(r[prefix + "rank1_hit"]) for r in rows]) == pytest.approx(summary_[prefix + "rank1"])
+    intervals = summary_["intervals"]
+    assert (intervals["resampled"], intervals["people"], intervals["faces"]) == ("people", 4, 8)
+    gain = intervals["sr_minus_bicubic"]["rank1"]["mean"]
+    assert gain == pytest.approx(summary_["rank1"] - summary_["bicubic_rank1"])
+    low, high = intervals["means"]["psnr"]
+    assert low < summary_["psnr"] < high
+    assert "intervals, bootstrap over 4 people" in result.stdout
 
     # an identities file that makes everyone one person: rank-1 is off, with a warning naming the file
     listing = src / "identities.txt"
