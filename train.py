@@ -28,7 +28,7 @@ import sys
 from options.train_options import PAPER_GAN_START, TrainOptions
 from training.errors import TrainingError
 from training.run_folder import claim_run_folder, refuse_other_run
-from utils import fail, start_tensorflow
+from utils import fail, silence_onednn_uint8_notice, start_tensorflow
 
 PROG = "train.py"
 
@@ -257,6 +257,7 @@ def main(opt):
     """Train as `opt` says; a user's error ends the program with one line. Returns the Trainer."""
     try:
         strategy = make_strategy(opt.strategy)
+        silence_onednn_uint8_notice(tf)  # the first op: after the strategy has configured the runtime
         trainer = Trainer(opt, strategy)
     except (TrainingError, CheckpointError, IdentityWeightsError, ValueError) as err:
         fail(PROG, str(err).splitlines()[0] + ("; or train without the identity loss: --lambda_id 0"

@@ -85,21 +85,37 @@ def start_tensorflow():
 
     Entry points call it once their options have set CUDA_VISIBLE_DEVICES, before any module
     that imports TensorFlow. Our own messages, and anything else printed meanwhile, stay visible.
+    It runs no op: MultiWorkerMirroredStrategy must configure the runtime before the first one.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's INFO/WARNING lines after start-up
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    with startup_noise_filtered():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # CUDA's probe prints now, not at the first op
+    return tf
+
+
+def silence_onednn_uint8_notice(tf):
+    """Run one uint8 transpose while start-up noise is filtered.
+
+    oneDNN prints its uint8 notice once per process, at the first uint8 transpose (the training
+    pipeline's flips), on AVX-512 CPUs too. train.py calls this once its strategy exists.
+    """
+    with startup_noise_filtered():
+        tf.transpose(tf.zeros((1, 1), tf.uint8))
+
+
+@contextlib.contextmanager
+def startup_noise_filtered():
+    """File descriptor 2 captured meanwhile, then passed on less TensorFlow's start-up noise."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")  # CUDA's probe prints now, not at the first op
-            # oneDNN's uint8 notice is printed once per process, at the first uint8 transpose (the
-            # training pipeline's flips and rotations): now, while it is filtered
-            tf.transpose(tf.zeros((1, 1), tf.uint8))
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -108,7 +124,6 @@ def start_tensorflow():
             kept = startup_lines_kept(captured.read().decode(errors="replace"))
             if kept:
                 print("\n".join(kept), file=sys.stderr, flush=True)
-    return tf
 
 
 def startup_lines_kept(text):

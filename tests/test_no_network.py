@@ -43,5 +43,5 @@ def test_test_py_defaults_try_no_facenet_download(tmp_path, random_weights):
                             cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, HOME=str(tmp_path / "home")))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "TAR network off" in result.stderr
+    assert "optional metrics off: TAR network (no FaceNet weights found" in result.stderr
     assert network_attempts() == []

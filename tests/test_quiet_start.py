@@ -77,12 +77,14 @@ def transpose(x):
 def test_start_tensorflow_passes_on_what_is_not_noise(tmp_path):
     """A stand-in `tensorflow` that prints, on file descriptor 2 as the C++ side does, the noise and
     a line of ours: only ours comes out, and stdout is left alone. oneDNN's uint8 notice, printed at
-    the first uint8 transpose, comes while start-up is filtered, not in the middle of training."""
+    the first uint8 transpose, comes while it is filtered, not in the middle of training."""
     (tmp_path / "tensorflow.py").write_text(FAKE_TENSORFLOW.format(lines=[NOISE[0], KEPT[0], *NOISE[1:], KEPT[1]],
                                                                     onednn=ONEDNN_UINT8))
-    code = ("from utils import start_tensorflow\n"
+    code = ("from utils import silence_onednn_uint8_notice, start_tensorflow\n"
             "tf = start_tensorflow()\n"
             "print('stdout after start-up', tf.__name__)\n"
+            "assert not tf._onednn_told  # no op at start: a multi-worker strategy must come first\n"
+            "silence_onednn_uint8_notice(tf)\n"
             "tf.transpose(tf.zeros((2, 2), tf.uint8))  # the training pipeline's first flip prints nothing\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
