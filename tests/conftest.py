@@ -71,3 +71,15 @@ def random_weights(tmp_path):
     path = tmp_path / "g.weights.h5"
     save_generator(build_generator(16, 3), str(path))
     return path
+
+
+@pytest.fixture
+def dlib_models():
+    """Skip the test unless dlib and its model files are installed (requirements-eval.txt)."""
+    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
+    from metrics.face import EvalDependencyError, models_dir
+
+    try:
+        return models_dir()
+    except EvalDependencyError as err:
+        pytest.skip(str(err))

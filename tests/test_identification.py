@@ -90,16 +90,9 @@ def dlib_box(hr):
 
 
 @pytest.mark.slow
-def test_test_py_rank1_on_identity_folders(generator, tmp_path):  # noqa: F811
+def test_test_py_rank1_on_identity_folders(generator, tmp_path, dlib_models):  # noqa: F811
     """Four people, each a face and its mirror image: SR, bicubic and HR rank-1 match a brute force over
     dlib descriptors of the written images; an identities file overrides the folders."""
-    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
-    from metrics.face import EvalDependencyError, models_dir
-
-    try:
-        models_dir()
-    except EvalDependencyError as err:
-        pytest.skip(str(err))
     src = tmp_path / "people"
     stems = STEMS[:4]
     for k, stem in enumerate(stems):

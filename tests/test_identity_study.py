@@ -40,14 +40,7 @@ def test_top_minus_bottom_matches_a_plain_bootstrap_over_people():
 
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.DegenerateDataWarning")  # 2 people: some resamples lack a third
-def test_study_table_and_worst_faces_figure(tmp_path, capsys):
-    pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
-    from metrics.face import EvalDependencyError, models_dir
-
-    try:
-        models_dir()
-    except EvalDependencyError as err:
-        pytest.skip(str(err))
+def test_study_table_and_worst_faces_figure(tmp_path, capsys, dlib_models):
     from scripts import identity_study
 
     faces = tmp_path / "faces"

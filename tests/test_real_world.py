@@ -9,6 +9,7 @@ the detector is given, so the mapping back is checked too).
 """
 import glob
 import os
+import re
 
 import cv2
 import numpy as np
@@ -412,6 +413,12 @@ def test_test_py_real_world_cli(tmp_path):
         f"{k}_{kind}.png" for k in range(len(SMALL)) for kind in ("SR", "LR"))
     assert "broken.jpg" in result.stderr and "empty wall.png: no face found" in result.stdout
     assert "group.png: 4 of 4 faces super-resolved" in result.stdout
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    written = {re.sub(r"/\d+_", "/<k>_", re.sub(r"^(group|empty wall)_", "<stem>_", os.path.relpath(p, out)))
+               for p in map(str, out.rglob("*")) if os.path.isfile(p)}
+    assert {"<stem>_SR.png", "<stem>_faces/<k>_SR.png", "summary.json"} <= written
+    assert sorted(name for name in written if f"`{name}`" not in readme) == []  # every file written is documented
 
 
 def test_large_faces_reach_the_generator_a_few_at_a_time():
