@@ -23,13 +23,16 @@ from data.constants import FRAME
 from data.images import read_image
 
 WRITTEN, TOO_SMALL, TOO_BLURRED, DUPLICATE = "written", "too_small", "too_blurred", "duplicate"
-MIN_FRAME = FRAME
+MIN_FRAME = FRAME   # from here up the 128 frame takes at least one photo pixel per frame pixel
 # Faces measured by the ratio below (docs/training.md): sharp CelebA faces lie above,
 # the same faces upsampled 3x or blurred by a 1 px Gaussian below.
 MIN_SHARPNESS = 4.0
 REBLUR_SIGMA = 1.0        # frame px
 SIGNATURE_SIDE = 16
-DUPLICATE_DISTANCE = 0.5  # between unit-norm signatures: 0 equal, sqrt(2) uncorrelated
+# Between unit-norm signatures (0 equal, sqrt(2) uncorrelated). Set from re-encoded, resized
+# copies of faces against pairs of distinct faces (docs/training.md): a missed copy costs a face
+# seen twice, a false match a face lost, so it sits nearer the copies than the distinct pairs.
+DUPLICATE_DISTANCE = 0.35
 _FACE = al.face_mask() >= 0.5   # the face, not its frame's background
 
 
