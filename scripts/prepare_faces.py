@@ -42,11 +42,13 @@ def parse_args(argv=None):
         p.error(f"OUT {args.out} is a file")
     if args.workers < 1:
         p.error("--workers must be >= 1")
+    if os.path.isdir(args.out) and os.listdir(args.out) and not os.path.exists(os.path.join(args.out, LOG)):
+        p.error(f"OUT {args.out} holds files this script did not write (no {LOG}): choose a new OUT")
     return args
 
 
 if __name__ == "__main__":
-    ARGS = parse_args()
+    ARGS = parse_args()   # --help and refusals answer before TensorFlow loads
 start_tensorflow()
 
 import multiprocessing
@@ -111,25 +113,42 @@ def report_of(records, photos):
                            "duplicate_distance": prepare.DUPLICATE_DISTANCE}}
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def written_before(out, records):
+    """(photos whose faces are all in `out`, Signatures of those faces) from the log's records."""
+    done = {p for p, r in records.items() if all(os.path.exists(os.path.join(out, f)) for f in face_files(r))}
+    kept = prepare.Signatures()
+    for photo in sorted(done):
+        for name in face_files(records[photo]):
+            try:
+                kept.add(prepare.signature(read_image(os.path.join(out, name))))
+            except ImageReadError as err:
+                fail("prepare_faces", f"{name}: {err}: remove it and its photo's line from {LOG}")
+    return done, kept
+
+
+def judged(path, name, faces, error, kept):
+    """The log record of one photo: each face's measures, outcome and file (None unless written)."""
+    if error:
+        tqdm.write(f"prepare_faces: skipped {path}: {error}")
+        return {"photo": name, "error": error, "faces": []}
+    record = {"photo": name, "faces": []}
+    for face in faces:
+        outcome = prepare.status(face, kept)
+        record["faces"].append({"index": face["index"], "frame_px": round(face["frame_px"], 1),
+                                "sharpness": round(face["sharpness"], 2), "status": outcome,
+                                "file": f"{name}_{face['index']}.png" if outcome == prepare.WRITTEN else None})
+    return record
+
+
+def prepare_faces(args):
+    """Writes the faces, the log and the report into args.out; returns the report."""
     log_path, report_path = os.path.join(args.out, LOG), os.path.join(args.out, REPORT)
-    if os.path.isdir(args.out) and os.listdir(args.out) and not os.path.exists(log_path):
-        fail("prepare_faces", f"{args.out} holds files this script did not write (no {LOG}): choose a new OUT")
     os.makedirs(args.out, exist_ok=True)
     paths = list_images(args.photos)
     names = dict(zip(paths, (s.replace(os.sep, "/") for s in output_stems(paths, args.photos))))
     records = read_log(log_path)
     ours = {f for r in records.values() for f in face_files(r)}
-    done = {p for p, r in records.items()
-            if all(os.path.exists(os.path.join(args.out, f)) for f in face_files(r))}
-    kept = prepare.Signatures()
-    for photo in sorted(done):   # the faces already written, for the duplicate test
-        for f in face_files(records[photo]):
-            try:
-                kept.add(prepare.signature(read_image(os.path.join(args.out, f))))
-            except ImageReadError as err:
-                fail("prepare_faces", f"{f}: {err}: remove it and its photo's line from {LOG}")
+    done, kept = written_before(args.out, records)
     todo = [p for p in paths if names[p] not in done]
     if len(todo) < len(paths):
         print(f"{len(paths) - len(todo)} of {len(paths)} photos done before: skipped")
@@ -139,24 +158,15 @@ def main(argv=None):
             if log.read(1) != "\n":
                 log.write("\n")   # after a line a killed run cut short
         for path, faces, error in tqdm(examined(todo, args.workers), total=len(todo), unit="photo"):
-            record = {"photo": names[path]}
-            if error:
-                tqdm.write(f"prepare_faces: skipped {path}: {error}")
-                record["error"] = error
-                record["faces"] = []
-            else:
-                record["faces"] = [{"index": f["index"], "frame_px": round(f["frame_px"], 1),
-                                    "sharpness": round(f["sharpness"], 2), "status": prepare.status(f, kept),
-                                    "file": None} for f in faces]
-                for entry in record["faces"]:
-                    if entry["status"] == prepare.WRITTEN:
-                        entry["file"] = f"{names[path]}_{entry['index']}.png"
+            record = judged(path, names[path], faces, error, kept)
             for name in face_files(record):
-                target = os.path.join(args.out, name)
-                if os.path.exists(target) and name not in ours:
-                    fail("prepare_faces", f"{target} exists and was not written by this script: not overwritten")
-            log.write(json.dumps(record) + "\n")   # first the claim, then the files: a rerun redoes a photo
-            log.flush()                           # whose files are missing, and may overwrite only claimed ones
+                if os.path.exists(os.path.join(args.out, name)) and name not in ours:
+                    fail("prepare_faces", f"{os.path.join(args.out, name)} exists and was not written by this "
+                                          "script: not overwritten")
+            # first the claim, then the files: a rerun redoes a photo whose files are missing,
+            # and overwrites only files the log claims
+            log.write(json.dumps(record) + "\n")
+            log.flush()
             ours.update(face_files(record))
             for entry, face in zip(record["faces"], faces or []):
                 if entry["file"]:
@@ -169,5 +179,9 @@ def main(argv=None):
     return report
 
 
+def main(argv=None):
+    return prepare_faces(parse_args(argv))
+
+
 if __name__ == "__main__":
-    main()
+    prepare_faces(ARGS)

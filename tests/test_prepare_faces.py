@@ -1,10 +1,11 @@
 """scripts.prepare_faces on photos made here from the repository's sample faces, at known places and sizes."""
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
-import pytest
 
 from conftest import ROOT
 from data.images import read_image
@@ -104,15 +105,18 @@ def test_faces_written_aligned_and_skipped_with_reasons_then_a_rerun_resumes(tmp
     assert {name: open(os.path.join(out, name), "rb").read() for name in expected} == before
 
 
-def test_a_folder_it_did_not_write_is_refused(tmp_path):
-    from scripts.prepare_faces import main
-
+def test_a_folder_it_did_not_write_is_refused_before_tensorflow(tmp_path):
     photos, out = tmp_path / "photos", tmp_path / "faces"
     photos.mkdir()
     out.mkdir()
     (out / "mine.png").write_bytes(b"a user's file")
-    with pytest.raises(SystemExit):
-        main([str(photos), str(out)])
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['prepare_faces', {str(photos)!r}, {str(out)!r}]\n"
+            "try:\n    runpy.run_module('scripts.prepare_faces', run_name='__main__')\n"
+            "finally:\n    print('tensorflow imported:', 'tensorflow' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout.splitlines() == ["tensorflow imported: False"], result
+    assert "holds files this script did not write" in result.stderr.splitlines()[-1]
     assert (out / "mine.png").read_bytes() == b"a user's file"
     assert sorted(os.listdir(out)) == ["mine.png"]
 
