@@ -12,14 +12,13 @@ Two modes, each the same functions test.py runs:
   super-resolves no face (a portrait's face is far larger than the model's
   16 px input), the page says why and shows instead what EIPNet does to the
   largest face shrunk to 16x16: the face in the real-photo path's 128 frame,
-  then the aligned-face path (`face_in_frame`).
+  then the aligned-face path (`alignment.face_in_frame`).
 
 The page never talks to anything but its own server: Gradio's analytics,
 version check and share links are off, and its fonts are served locally.
 """
 import argparse
 import dataclasses
-import math
 import os
 import shutil
 import signal
@@ -80,7 +79,6 @@ import numpy as np
 from PIL import Image
 
 from data import alignment, photo as real_photo
-from data.constants import FRAME
 from data.degradation import JPEG_QUALITY, degrade
 from data.images import ImageReadError, list_images, prepare_hr, prepare_lr, read_image, upscale_bicubic
 from deploy.inference import load_inference
@@ -126,17 +124,6 @@ def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
     faces = [{"box": f["box"], "frame_px": f["frame_px"], "status": f["status"]} for f in result.faces]
     return PhotoResult(output=result.composed, bicubic=upscale_bicubic(photo, upscale), faces=faces,
                        seconds=result.seconds["total"], matrices=result.matrices)
-
-
-def face_in_frame(photo, matrix):
-    """uint8 [128, 128, 3]: the face whose 128-frame map is `matrix` (`alignment.frame_matrix`), as the
-    real-photo path frames it. A larger face is warped at a whole multiple of 128 px first, then
-    averaged down (INTER_AREA), so shrinking it does not alias."""
-    k = max(1, math.ceil(alignment.frame_side(matrix) / FRAME))
-    grid = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]], np.float64)  # frame -> its k-times copy
-    face = cv2.warpAffine(photo, alignment.chain(grid, matrix), (FRAME * k, FRAME * k), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-    return cv2.resize(face, (FRAME, FRAME), interpolation=cv2.INTER_AREA) if k > 1 else face
 
 
 def enhance_face(image, predict, framed=False):
@@ -242,7 +229,7 @@ def none_super_resolved(image, result, predict):
     """(lr, bicubic, sr, hr, status) when a photo's faces were found but none super-resolved: why, in plain
     words, and what EIPNet does to the largest face shrunk to 16x16 instead."""
     k = max(range(len(result.faces)), key=lambda i: result.faces[i]["frame_px"])
-    lr, bicubic, sr, hr, _ = enhance_face(face_in_frame(image, result.matrices[k]), predict, framed=True)
+    lr, bicubic, sr, hr, _ = enhance_face(alignment.face_in_frame(image, result.matrices[k]), predict, framed=True)
     too_large = result.faces[k]["status"] == real_photo.TOO_LARGE
     why = (f"its face spans about {result.faces[k]['frame_px']:.0f} px, and EIPNet is made for faces of "
            f"roughly {ABOUT_SMALLEST}-{real_photo.MAX_FRAME:g} px: it turns a {LR_SIDE}x{LR_SIDE} face into "

@@ -328,6 +328,17 @@ def frame_side(matrix):
     return FRAME / matrix_scale(matrix)
 
 
+def face_in_frame(photo, matrix):
+    """uint8 [128, 128, 3]: the face whose 128-frame map is `matrix` (`frame_matrix`), as the
+    real-photo path frames it. A larger face is warped at a whole multiple of 128 px first, then
+    averaged down (INTER_AREA), so shrinking it does not alias."""
+    k = max(1, math.ceil(frame_side(matrix) / FRAME))
+    grid = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]], np.float64)  # frame -> its k-times copy
+    face = cv2.warpAffine(photo, chain(grid, matrix), (FRAME * k, FRAME * k), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.resize(face, (FRAME, FRAME), interpolation=cv2.INTER_AREA) if k > 1 else face
+
+
 def input_crop(photo, matrix, grow=1.25):
     """(crop uint8 [n, n, 3], photo -> output map 2x3) for the face whose 128-frame map is `matrix`.
 
