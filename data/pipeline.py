@@ -45,11 +45,14 @@ from tqdm import tqdm
 from data.augment import augment
 from data.canny import canny_maps
 from data.degradation import degrade, pyramid
-from data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, prepare_hr, read_image
+from data.images import IMAGE_EXTENSIONS, ImageReadError, decode_image, is_local, is_shard_path, prepare_hr, read_image
+from data.storage import find_shards, list_image_paths, parse_record, read_bytes, shard_names
 
 log = logging.getLogger(__name__)
 
 TRAIN_PARTITION = 0
+# shards read at once: each epoch's stream interleaves this many shards' records (one from each in turn)
+SHARD_CYCLE = 16
 _EVAL_CHUNK = 256
 
 
@@ -103,10 +106,10 @@ def read_partition_file(path):
 
 
 def list_image_files(root, what="image"):
-    """`list_images(root)`, with a one-line ValueError when there is nothing to read."""
-    if not os.path.isdir(root):
+    """`list_image_paths(root)`, with a one-line ValueError when there is nothing to read."""
+    if not (os.path.isdir(root) if is_local(root) else tf.io.gfile.isdir(root)):
         raise ValueError(f"{what} folder not found: {root}")
-    files = list_images(root)
+    files = list_image_paths(root)
     if not files:
         raise ValueError(f"no images ({' '.join(IMAGE_EXTENSIONS)}) under {what} folder {root}")
     return files
@@ -130,8 +133,13 @@ def training_files(config):
 
 
 def load_face(path, load_size, mode="folder"):
-    """uint8 [load_size, load_size, 3] framed face of an image file (test-time framing)."""
-    return prepare_hr(read_image(path), load_size, load_size, mode)
+    """uint8 [load_size, load_size, 3] framed face of an image file on any filesystem (test-time framing)."""
+    return frame_face(read_bytes(path), load_size, mode)
+
+
+def frame_face(data, load_size, mode="folder"):
+    """`load_face` of an image file's bytes."""
+    return prepare_hr(decode_image(data), load_size, load_size, mode)
 
 
 def epoch_key(seed, epoch, stream):
@@ -179,7 +187,17 @@ class TrainData:
         self.train_path = config.train_path
         self.load_size = config.load_size
         self.batch_size = config.batch_size
-        self.files = training_files(config)
+        self.shards = None  # shard paths when train_path names shards
+        if is_shard_path(config.train_path):
+            if config.partition_file:
+                raise ValueError("--partition_file selects the files of a folder; for shards, write shards of "
+                                 "the partition's files")
+            self.shards = find_shards(config.train_path)
+            names = shard_names(self.shards)
+            self.shard_counts = np.array([len(n) for n in names], np.int64)
+            self.files = [name for shard in names for name in shard]  # record names, in record order
+        else:
+            self.files = training_files(config)
         self._check_batch(len(self.files))
         self.cache_bytes = len(self.files) * self.load_size ** 2 * 3
         self.cached = self.cache_bytes <= config.cache_memory_mb * 2 ** 20
@@ -207,26 +225,61 @@ class TrainData:
                              f"fewer than batchSize {self.batch_size}")
 
     # -- decoding -----------------------------------------------------------
-    def _decode_np(self, path):
-        path = path.decode() if isinstance(path, bytes) else str(path)
+    def _framed(self, name, read):
+        """(framed face, True) of `read()`'s bytes, or (zeros, False) with a warning once per name."""
         try:
-            return load_face(path, self.load_size, self.config.dataset_mode), True
+            return frame_face(read(), self.load_size, self.config.dataset_mode), True
         except ImageReadError as err:
-            if path not in self._bad:
-                self._bad.add(path)
-                log.warning("skipping unreadable training image %s: %s", path, err)
+            if name not in self._bad:
+                self._bad.add(name)
+                log.warning("skipping unreadable training image %s: %s", name, err)
             return np.zeros((self.load_size, self.load_size, 3), np.uint8), False
 
-    def _decode(self, path):
-        image, ok = tf.numpy_function(self._decode_np, [path], [tf.uint8, tf.bool], stateful=False)
+    def _decode_np(self, path):
+        path = path.decode() if isinstance(path, bytes) else str(path)
+        return self._framed(path, lambda: read_bytes(path))
+
+    def _decode_record_np(self, name, data):
+        return self._framed(name.decode(), lambda: data)
+
+    def _shaped(self, image, ok):
         image.set_shape([self.load_size, self.load_size, 3])
         ok.set_shape([])
         return image, ok
+
+    def _decode(self, path):
+        return self._shaped(*tf.numpy_function(self._decode_np, [path], [tf.uint8, tf.bool], stateful=False))
+
+    def _decode_record(self, name, data):
+        return self._shaped(*tf.numpy_function(self._decode_record_np, [name, data], [tf.uint8, tf.bool],
+                                               stateful=False))
 
     def _decoded(self, files):
         """Dataset of (image, ok) for `files`, in order, decoded in parallel."""
         return tf.data.Dataset.from_tensor_slices(np.asarray(files, dtype=object).astype(str)).map(
             self._decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def _records(self, shards):
+        """(name, encoded image) of every record of `shards`, read SHARD_CYCLE shards at a time, interleaved."""
+        return tf.data.Dataset.from_tensor_slices(list(shards)).interleave(
+            tf.data.TFRecordDataset, cycle_length=min(len(shards), SHARD_CYCLE), block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).map(parse_record)
+
+    def _all_rows(self):
+        """(row, image, ok) of every file or record, row its index in `files`, in any order."""
+        if self.shards is None:
+            return self._decoded(self.files).enumerate().map(lambda row, item: (row, *item))
+        first_rows = np.concatenate([[0], np.cumsum(self.shard_counts)[:-1]]).astype(np.int64)
+
+        def rows(shard, first):
+            return tf.data.TFRecordDataset(shard).map(parse_record).enumerate().map(
+                lambda i, record: (first + i, *record))
+
+        records = tf.data.Dataset.from_tensor_slices((self.shards, first_rows)).interleave(
+            rows, cycle_length=min(len(self.shards), SHARD_CYCLE), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=False)
+        return records.map(lambda row, name, data: (row, *self._decode_record(name, data)),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
 
     def warm_cache(self):
         """Decode every file into the in-memory cache (once; no-op when not cached)."""
@@ -235,11 +288,10 @@ class TrainData:
         log.info("caching %d training images (%.0f MiB)", len(self.files), self.cache_bytes / 2 ** 20)
         cache = np.empty((len(self.files), self.load_size, self.load_size, 3), np.uint8)
         ok = np.zeros(len(self.files), bool)
-        decoded = self._decoded(self.files).as_numpy_iterator()
-        for i, (image, good) in enumerate(tqdm(decoded, total=len(self.files), desc="reading training images",
-                                               unit="img", leave=False)):
-            cache[i] = image
-            ok[i] = good
+        for row, image, good in tqdm(self._all_rows().as_numpy_iterator(), total=len(self.files),
+                                     desc="reading training images", unit="img", leave=False):
+            cache[row] = image
+            ok[row] = good
         self._check_batch(int(ok.sum()))
         self._cache, self._ok = cache, ok
 
@@ -265,9 +317,14 @@ class TrainData:
             positions = np.arange(len(rows), dtype=np.int64)
             ds = tf.data.Dataset.from_tensor_slices((positions[offset:], rows[offset:]))
             return ds.map(self._fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        files = np.asarray(self.files, dtype=object)[self.permutation(epoch, len(self.files))]
-        ds = self._decoded(list(files)).filter(_readable).map(_image)
-        return ds.enumerate().skip(offset)
+        if self.shards is None:
+            files = np.asarray(self.files, dtype=object)[self.permutation(epoch, len(self.files))]
+            ds = self._decoded(list(files))
+        else:
+            shards = np.asarray(self.shards)[self.permutation(epoch, len(self.shards))]
+            ds = self._records(shards).map(self._decode_record, num_parallel_calls=tf.data.AUTOTUNE,
+                                           deterministic=True)
+        return ds.filter(_readable).map(_image).enumerate().skip(offset)
 
     def dataset(self, epoch, offset=0, worker=0, workers=1):
         """Batches of epoch `epoch` from element `offset` on (resume: offset = samples done).
