@@ -46,13 +46,11 @@ from data.augment import augment
 from data.canny import canny_maps
 from data.degradation import degrade, pyramid
 from data.images import IMAGE_EXTENSIONS, ImageReadError, decode_image, is_local, is_shard_path, prepare_hr, read_image
-from data.storage import find_shards, list_image_paths, parse_record, read_bytes, shard_names
+from data.storage import find_shards, interleaved_records, list_image_paths, numbered_records, read_bytes, shard_names
 
 log = logging.getLogger(__name__)
 
 TRAIN_PARTITION = 0
-# shards read at once: each epoch's stream interleaves this many shards' records (one from each in turn)
-SHARD_CYCLE = 16
 _EVAL_CHUNK = 256
 
 
@@ -132,6 +130,16 @@ def training_files(config):
     return files
 
 
+def training_records(config):
+    """(shard paths, records per shard, record names in order) of the shards `config.train_path` names."""
+    if config.partition_file:
+        raise ValueError("--partition_file selects the files of a folder; for shards, write shards of "
+                         "the partition's files")
+    shards = find_shards(config.train_path)
+    names = shard_names(shards)
+    return shards, np.array([len(n) for n in names], np.int64), [name for shard in names for name in shard]
+
+
 def load_face(path, load_size, mode="folder"):
     """uint8 [load_size, load_size, 3] framed face of an image file on any filesystem (test-time framing)."""
     return frame_face(read_bytes(path), load_size, mode)
@@ -189,13 +197,7 @@ class TrainData:
         self.batch_size = config.batch_size
         self.shards = None  # shard paths when train_path names shards
         if is_shard_path(config.train_path):
-            if config.partition_file:
-                raise ValueError("--partition_file selects the files of a folder; for shards, write shards of "
-                                 "the partition's files")
-            self.shards = find_shards(config.train_path)
-            names = shard_names(self.shards)
-            self.shard_counts = np.array([len(n) for n in names], np.int64)
-            self.files = [name for shard in names for name in shard]  # record names, in record order
+            self.shards, self.shard_counts, self.files = training_records(config)  # files: the records' names
         else:
             self.files = training_files(config)
         self._check_batch(len(self.files))
@@ -225,60 +227,35 @@ class TrainData:
                              f"fewer than batchSize {self.batch_size}")
 
     # -- decoding -----------------------------------------------------------
-    def _framed(self, name, read):
-        """(framed face, True) of `read()`'s bytes, or (zeros, False) with a warning once per name."""
+    def _decode_np(self, name, data=None):
+        """(framed face, True) of a file (`name` its path) or a record's bytes; (zeros, False) if unreadable."""
+        name = name.decode() if isinstance(name, bytes) else str(name)
         try:
-            return frame_face(read(), self.load_size, self.config.dataset_mode), True
+            return frame_face(read_bytes(name) if data is None else data, self.load_size,
+                              self.config.dataset_mode), True
         except ImageReadError as err:
             if name not in self._bad:
                 self._bad.add(name)
                 log.warning("skipping unreadable training image %s: %s", name, err)
             return np.zeros((self.load_size, self.load_size, 3), np.uint8), False
 
-    def _decode_np(self, path):
-        path = path.decode() if isinstance(path, bytes) else str(path)
-        return self._framed(path, lambda: read_bytes(path))
-
-    def _decode_record_np(self, name, data):
-        return self._framed(name.decode(), lambda: data)
-
-    def _shaped(self, image, ok):
+    def _decode(self, *path_or_record):
+        image, ok = tf.numpy_function(self._decode_np, list(path_or_record), [tf.uint8, tf.bool], stateful=False)
         image.set_shape([self.load_size, self.load_size, 3])
         ok.set_shape([])
         return image, ok
-
-    def _decode(self, path):
-        return self._shaped(*tf.numpy_function(self._decode_np, [path], [tf.uint8, tf.bool], stateful=False))
-
-    def _decode_record(self, name, data):
-        return self._shaped(*tf.numpy_function(self._decode_record_np, [name, data], [tf.uint8, tf.bool],
-                                               stateful=False))
 
     def _decoded(self, files):
         """Dataset of (image, ok) for `files`, in order, decoded in parallel."""
         return tf.data.Dataset.from_tensor_slices(np.asarray(files, dtype=object).astype(str)).map(
             self._decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-    def _records(self, shards):
-        """(name, encoded image) of every record of `shards`, read SHARD_CYCLE shards at a time, interleaved."""
-        return tf.data.Dataset.from_tensor_slices(list(shards)).interleave(
-            tf.data.TFRecordDataset, cycle_length=min(len(shards), SHARD_CYCLE), block_length=1,
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).map(parse_record)
-
     def _all_rows(self):
         """(row, image, ok) of every file or record, row its index in `files`, in any order."""
         if self.shards is None:
             return self._decoded(self.files).enumerate().map(lambda row, item: (row, *item))
-        first_rows = np.concatenate([[0], np.cumsum(self.shard_counts)[:-1]]).astype(np.int64)
-
-        def rows(shard, first):
-            return tf.data.TFRecordDataset(shard).map(parse_record).enumerate().map(
-                lambda i, record: (first + i, *record))
-
-        records = tf.data.Dataset.from_tensor_slices((self.shards, first_rows)).interleave(
-            rows, cycle_length=min(len(self.shards), SHARD_CYCLE), num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=False)
-        return records.map(lambda row, name, data: (row, *self._decode_record(name, data)),
+        records = numbered_records(self.shards, self.shard_counts)
+        return records.map(lambda row, name, data: (row, *self._decode(name, data)),
                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
 
     def warm_cache(self):
@@ -322,7 +299,7 @@ class TrainData:
             ds = self._decoded(list(files))
         else:
             shards = np.asarray(self.shards)[self.permutation(epoch, len(self.shards))]
-            ds = self._records(shards).map(self._decode_record, num_parallel_calls=tf.data.AUTOTUNE,
+            ds = interleaved_records(shards).map(self._decode, num_parallel_calls=tf.data.AUTOTUNE,
                                            deterministic=True)
         return ds.filter(_readable).map(_image).enumerate().skip(offset)
 

@@ -17,6 +17,8 @@ from tqdm import tqdm
 from data.constants import SHARD_MB, SHARD_SUFFIX
 from data.images import IMAGE_EXTENSIONS, ImageReadError, decode_image, is_local, list_images
 
+# shards read at once: an epoch's stream takes one record from each of this many shards in turn
+SHARD_CYCLE = 16
 _FEATURES = {"name": tf.io.FixedLenFeature([], tf.string), "image": tf.io.FixedLenFeature([], tf.string)}
 
 
@@ -68,6 +70,29 @@ def shard_names(shards):
     for index, name in ds.as_numpy_iterator():  # each shard's records come in order
         found[index].append(name.decode())
     return found
+
+
+def interleaved_records(shards):
+    """(name, encoded image) of the records of `shards`: SHARD_CYCLE shards at a time, one record of each in turn.
+
+    The order is a function of the shards' order and contents alone (a deterministic interleave).
+    """
+    return tf.data.Dataset.from_tensor_slices(list(shards)).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(shards), SHARD_CYCLE), block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).map(parse_record)
+
+
+def numbered_records(shards, counts):
+    """(row, name, encoded image) of every record, in any order: row counts records in shard order."""
+    first_rows = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+    def rows(shard, first):
+        return tf.data.TFRecordDataset(shard).map(parse_record).enumerate().map(
+            lambda i, record: (first + i, *record))
+
+    return tf.data.Dataset.from_tensor_slices((list(shards), first_rows)).interleave(
+        rows, cycle_length=min(len(shards), SHARD_CYCLE), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=False)
 
 
 def shard_file(prefix, index, count):
