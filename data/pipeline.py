@@ -190,8 +190,9 @@ def _image(image, ok):
 class TrainData:
     """Training set of one folder, as a `DataConfig` describes it; `dataset(epoch, offset)` gives its batches."""
 
-    def __init__(self, config):
+    def __init__(self, config, workers=1):
         self.config = config
+        self.workers = workers  # the multi-worker input pipelines `dataset` will be asked for
         self.train_path = config.train_path
         self.load_size = config.load_size
         self.batch_size = config.batch_size
@@ -206,6 +207,18 @@ class TrainData:
         self._cache = None  # uint8 [num_files, L, L, 3] once built
         self._ok = None  # per file: readable (cache built)
         self._bad = set()
+        if self.by_shard and len(self.shards) < workers:
+            raise ValueError(f"{len(self.shards)} shard(s) for {workers} workers: write smaller shards "
+                             "(make_shards --shard_mb)")
+
+    @property
+    def by_shard(self):
+        """Workers read disjoint shards (uncached shards, several workers) instead of slicing each batch."""
+        return self.shards is not None and not self.cached and self.workers > 1
+
+    def worker_shards(self, worker):
+        """The shards worker `worker` reads when `by_shard`: every `workers`-th, from `worker` on."""
+        return self.shards[worker::self.workers]
 
     # -- sizes --------------------------------------------------------------
     @property
@@ -219,6 +232,9 @@ class TrainData:
 
     @property
     def steps_per_epoch(self):
+        if self.by_shard:  # every worker stops after the steps its smallest share of shards fills
+            share = self.batch_size // self.workers
+            return min(int(self.shard_counts[w::self.workers].sum()) for w in range(self.workers)) // share
         return self.num_images // self.batch_size
 
     def _check_batch(self, count):
@@ -303,6 +319,20 @@ class TrainData:
                                            deterministic=True)
         return ds.filter(_readable).map(_image).enumerate().skip(offset)
 
+    def _worker_source(self, epoch, offset, worker):
+        """`_source` of one worker reading its own shards: (global position, image) from global `offset` on.
+
+        Its k-th image fills place k % share of its share of global batch k // share,
+        whose global position keys the augmentation, as if one worker read them all.
+        """
+        shards = self.worker_shards(worker)
+        share = self.batch_size // self.workers
+        shards = np.asarray(shards)[self.permutation(epoch, len(shards))]
+        ds = interleaved_records(shards).map(self._decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.filter(_readable).map(_image).enumerate().take(self.steps_per_epoch * share)
+        return ds.skip(offset // self.workers).map(
+            lambda k, image: ((k // share) * self.batch_size + worker * share + k % share, image))
+
     def dataset(self, epoch, offset=0, worker=0, workers=1):
         """Batches of epoch `epoch` from element `offset` on (resume: offset = samples done).
 
@@ -312,14 +342,21 @@ class TrainData:
         With `workers` > 1 (multi-worker training) the batches hold only this
         worker's share, B/workers images: slice `worker` of each batch of the
         one-worker dataset, so together the workers train on exactly its batches,
-        and each augments only its own images.
+        and each augments only its own images. Except when `by_shard`: then each
+        worker reads only `worker_shards(worker)` (the batches differ from one
+        worker's; the order is still a function of seed, epoch and the workers).
         """
         epoch, offset = int(epoch), int(offset)
         check_position(epoch, offset, worker, workers, self.batch_size)
         key = tf.constant(epoch_key(self.config.seed, epoch, 1))
-        ds = self._source(epoch, offset)
         share = self.batch_size // workers
-        if workers > 1:
+        if self.by_shard:
+            if workers != self.workers:
+                raise ValueError(f"this training set was opened for {self.workers} workers, not {workers}")
+            ds = self._worker_source(epoch, offset, worker)
+        else:
+            ds = self._source(epoch, offset)
+        if workers > 1 and not self.by_shard:
             take = slice(worker * share, (worker + 1) * share)
             ds = ds.batch(self.batch_size, drop_remainder=True).map(lambda p, i: (p[take], i[take])).unbatch()
         ds = ds.map(element_maker(key, self.config), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from test_pipeline import batches, drawn_image, elements, make_config, same_batches, write_images  # noqa: E402
 
+from data.images import decode_image, prepare_hr  # noqa: E402
 from data.pipeline import TrainData  # noqa: E402
 from data.storage import parse_record, plan_shards, write_shards  # noqa: E402
 
@@ -121,3 +122,26 @@ def test_ram_filesystem_end_to_end(folder):
         assert same_batches(batches(TrainData(dataclasses.replace(config, train_path=path)), 1), local), path
     uncached = TrainData(dataclasses.replace(config, train_path=f"{ram}/faces", cache_memory_mb=0))
     assert same_batches(batches(uncached, 1), local)
+
+
+def test_workers_read_their_own_shards(folder, shards):
+    config = make_config(shards + "-*.tfrecord", seed=5, batch_size=2, cache_memory_mb=0, flip=False, rotate=False)
+    data = TrainData(config, workers=2)
+    assert data.by_shard and data.worker_shards(0) == data.shards[0::2]
+    counts = [int(data.shard_counts[w::2].sum()) for w in range(2)]
+    assert data.steps_per_epoch == min(counts)  # one image of each worker per global batch of 2
+    faces = {}  # name -> framed face, from each worker's own shards
+    for w in range(2):
+        for shard in data.worker_shards(w):
+            for name, raw in read_records([shard]):
+                faces[name] = (w, prepare_hr(decode_image(raw), 32, 32))
+    streams = [elements(list(data.dataset(1, worker=w, workers=2).as_numpy_iterator()))["hr"] for w in range(2)]
+    for w, hr in enumerate(streams):
+        assert len(hr) == data.steps_per_epoch
+        owners = {owner for owner, face in faces.values()
+                  for image in hr if np.array_equal(image, face)}
+        assert owners == {w}
+    resumed = elements(list(data.dataset(1, offset=2, worker=1, workers=2).as_numpy_iterator()))["hr"]
+    assert np.array_equal(resumed, streams[1][1:])
+    with pytest.raises(ValueError, match="opened for 2 workers, not 1"):
+        data.dataset(0, worker=0, workers=1)
