@@ -1,11 +1,16 @@
 """Training batches (tf.data) and the validation set.
 
 Training order, per epoch:
-list files (once, in __init__) -> decode + frame (data.images.read_image and
+list files (once, in __init__) -> decode + frame (data.images.decode_image and
 prepare_hr inside a tf.numpy_function: the test path's exact numpy code, so a
 training HR before augmentation is bit-identical to the test-time HR) ->
 in-memory cache when it fits -> shuffle -> skip(offset) -> augment ->
 degrade + Canny -> batch(drop_remainder) -> prefetch.
+TFRecord shards (data.storage) stand for the file list by their records, in
+order; they fill the cache like the files, so cached batches are the folder's.
+Uncached shards are shuffled as whole shards and interleaved instead, and
+under multi-worker training each worker then reads its own shards
+(`TrainData.by_shard`): docs/training.md states what is deterministic then.
 
 Determinism. Element i of epoch e is a pure function of (seed, e, i) and the
 file list:
@@ -187,12 +192,11 @@ def _image(image, ok):
     return image
 
 
-class TrainData:
-    """Training set of one folder, as a `DataConfig` describes it; `dataset(epoch, offset)` gives its batches."""
+class FaceStore:
+    """The training faces of a folder or of shards, as a `DataConfig` describes them: listing, decoding, cache."""
 
-    def __init__(self, config, workers=1):
+    def __init__(self, config):
         self.config = config
-        self.workers = workers  # the multi-worker input pipelines `dataset` will be asked for
         self.train_path = config.train_path
         self.load_size = config.load_size
         self.batch_size = config.batch_size
@@ -207,18 +211,6 @@ class TrainData:
         self._cache = None  # uint8 [num_files, L, L, 3] once built
         self._ok = None  # per file: readable (cache built)
         self._bad = set()
-        if self.by_shard and len(self.shards) < workers:
-            raise ValueError(f"{len(self.shards)} shard(s) for {workers} workers: write smaller shards "
-                             "(make_shards --shard_mb)")
-
-    @property
-    def by_shard(self):
-        """Workers read disjoint shards (uncached shards, several workers) instead of slicing each batch."""
-        return self.shards is not None and not self.cached and self.workers > 1
-
-    def worker_shards(self, worker):
-        """The shards worker `worker` reads when `by_shard`: every `workers`-th, from `worker` on."""
-        return self.shards[worker::self.workers]
 
     # -- sizes --------------------------------------------------------------
     @property
@@ -229,13 +221,6 @@ class TrainData:
     def unreadable(self):
         """Paths found unreadable so far (all of them once the cache is built)."""
         return sorted(self._bad)
-
-    @property
-    def steps_per_epoch(self):
-        if self.by_shard:  # every worker stops after the steps its smallest share of shards fills
-            share = self.batch_size // self.workers
-            return min(int(self.shard_counts[w::self.workers].sum()) for w in range(self.workers)) // share
-        return self.num_images // self.batch_size
 
     def _check_batch(self, count):
         if count < self.batch_size:
@@ -295,6 +280,34 @@ class TrainData:
         image = tf.numpy_function(self._row, [row], tf.uint8, stateful=False)
         image.set_shape([self.load_size, self.load_size, 3])
         return position, image
+
+
+
+class TrainData(FaceStore):
+    """Training set of a `DataConfig`; `dataset(epoch, offset)` gives its batches (order: the module's doc)."""
+
+    def __init__(self, config, workers=1):
+        self.workers = workers  # the multi-worker input pipelines `dataset` will be asked for
+        super().__init__(config)
+        if self.by_shard and len(self.shards) < workers:
+            raise ValueError(f"{len(self.shards)} shard(s) for {workers} workers: write smaller shards "
+                             "(make_shards --shard_mb)")
+
+    @property
+    def by_shard(self):
+        """Workers read disjoint shards (uncached shards, several workers) instead of slicing each batch."""
+        return self.shards is not None and not self.cached and self.workers > 1
+
+    def worker_shards(self, worker):
+        """The shards worker `worker` reads when `by_shard`: every `workers`-th, from `worker` on."""
+        return self.shards[worker::self.workers]
+
+    @property
+    def steps_per_epoch(self):
+        if self.by_shard:  # every worker stops after the steps its smallest share of shards fills
+            share = self.batch_size // self.workers
+            return min(int(self.shard_counts[w::self.workers].sum()) for w in range(self.workers)) // share
+        return self.num_images // self.batch_size
 
     # -- per-epoch order ------------------------------------------------------
     def permutation(self, epoch, count):
