@@ -438,7 +438,8 @@ def run_pipeline(args, ctx):
     batch = max(1, min(args.pipeline_batch, len(list_images(folder))))
     # several shards, so that the interleave across them is part of what is timed
     total_mb = sum(os.path.getsize(f) for f in list_images(folder)) / 2 ** 20
-    shards = os.path.join(ctx.work_dir, "pipeline_shards", "faces")
+    os.makedirs(ctx.work_dir, exist_ok=True)
+    shards = os.path.join(tempfile.mkdtemp(prefix="pipeline_shards_", dir=ctx.work_dir), "faces")  # a rerun's own
     write_shards(folder, shards, total_mb / PIPELINE_SHARDS, progress=False)
     rows = []
     for label, path, cache_mb in (("cached (steady state)", folder, 4096), ("decode every epoch", folder, 0),
