@@ -71,6 +71,15 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
+def input_pipelines(strategy):
+    """How many workers read input: one per machine of the cluster, else one."""
+    resolver = strategy.cluster_resolver
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec()
+    return sum(spec.num_tasks(job) for job in ("chief", "worker") if job in spec.jobs)
+
+
 class Trainer:
     """One training run: its GAN step, run state and run log, driven through the schedule by `fit`."""
 
@@ -87,7 +96,7 @@ class Trainer:
         keras.utils.set_random_seed(opt.seed)
 
         data_config = DataConfig.from_options(opt)
-        self.data = TrainData(data_config)
+        self.data = TrainData(data_config, input_pipelines(self.strategy))
         self.data.warm_cache()
         self.steps_per_epoch = self.data.steps_per_epoch
         if self.steps_per_epoch < 1:

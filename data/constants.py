@@ -9,3 +9,6 @@ VGGFACE2_CROP = 0.7       # the paper's VGGFace2 protocol: centre crop of 0.7 x 
 # test.py --degradation: how an HR face becomes its LR input; "bilinear" is the training one
 DEGRADATIONS = ("bilinear", "area", "jpeg")
 JPEG_QUALITY = 75
+SHARD_SUFFIX = ".tfrecord"  # TFRecord shards of training images (scripts/make_shards.py)
+# the TensorFlow performance guide's advice: shards of 100 MB or more, read in large sequential chunks
+SHARD_MB = 100

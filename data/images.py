@@ -4,7 +4,7 @@ import os
 import cv2
 import numpy as np
 
-from data.constants import CELEBA_CROP, DATASET_MODES, VGGFACE2_CROP
+from data.constants import CELEBA_CROP, DATASET_MODES, SHARD_SUFFIX, VGGFACE2_CROP
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -27,12 +27,28 @@ def list_images(root):
     return sorted(found)
 
 
+def is_local(path):
+    """A path on the local filesystem rather than one with a scheme tf.io.gfile reads (gs://, ram://)."""
+    return "://" not in path
+
+
+def is_shard_path(path):
+    """A training path naming TFRecord shards (one, or a glob of them) rather than a folder."""
+    return path.endswith(SHARD_SUFFIX) or any(c in os.path.basename(path) for c in "*?[")
+
+
 def read_image(path):
     """uint8 RGB array [H, W, 3]: alpha dropped, gray expanded, 16-bit scaled."""
     try:
         raw = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise ImageReadError(f"cannot open: {err.strerror or err}") from err
+    return decode_image(raw)
+
+
+def decode_image(raw):
+    """`read_image` of an encoded file's bytes (bytes or a uint8 array)."""
+    raw = np.frombuffer(raw, np.uint8) if isinstance(raw, bytes) else raw
     if raw.size == 0:
         raise ImageReadError("empty file")
     # Not IMREAD_UNCHANGED: that one ignores the EXIF orientation which the

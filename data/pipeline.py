@@ -1,11 +1,16 @@
 """Training batches (tf.data) and the validation set.
 
 Training order, per epoch:
-list files (once, in __init__) -> decode + frame (data.images.read_image and
+list files (once, in __init__) -> decode + frame (data.images.decode_image and
 prepare_hr inside a tf.numpy_function: the test path's exact numpy code, so a
 training HR before augmentation is bit-identical to the test-time HR) ->
 in-memory cache when it fits -> shuffle -> skip(offset) -> augment ->
 degrade + Canny -> batch(drop_remainder) -> prefetch.
+TFRecord shards (data.storage) stand for the file list by their records, in
+order; they fill the cache like the files, so cached batches are the folder's.
+Uncached shards are shuffled as whole shards and interleaved instead, and
+under multi-worker training each worker then reads its own shards
+(`TrainData.by_shard`): docs/training.md states what is deterministic then.
 
 Determinism. Element i of epoch e is a pure function of (seed, e, i) and the
 file list:
@@ -45,7 +50,8 @@ from tqdm import tqdm
 from data.augment import augment
 from data.canny import canny_maps
 from data.degradation import degrade, pyramid
-from data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, prepare_hr, read_image
+from data.images import IMAGE_EXTENSIONS, ImageReadError, decode_image, is_local, is_shard_path, prepare_hr, read_image
+from data.storage import find_shards, interleaved_records, list_image_paths, numbered_records, read_bytes, shard_names
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +109,10 @@ def read_partition_file(path):
 
 
 def list_image_files(root, what="image"):
-    """`list_images(root)`, with a one-line ValueError when there is nothing to read."""
-    if not os.path.isdir(root):
+    """`list_image_paths(root)`, with a one-line ValueError when there is nothing to read."""
+    if not (os.path.isdir(root) if is_local(root) else tf.io.gfile.isdir(root)):
         raise ValueError(f"{what} folder not found: {root}")
-    files = list_images(root)
+    files = list_image_paths(root)
     if not files:
         raise ValueError(f"no images ({' '.join(IMAGE_EXTENSIONS)}) under {what} folder {root}")
     return files
@@ -129,9 +135,24 @@ def training_files(config):
     return files
 
 
+def training_records(config):
+    """(shard paths, records per shard, record names in order) of the shards `config.train_path` names."""
+    if config.partition_file:
+        raise ValueError("--partition_file selects the files of a folder; for shards, write shards of "
+                         "the partition's files")
+    shards = find_shards(config.train_path)
+    names = shard_names(shards)
+    return shards, np.array([len(n) for n in names], np.int64), [name for shard in names for name in shard]
+
+
 def load_face(path, load_size, mode="folder"):
-    """uint8 [load_size, load_size, 3] framed face of an image file (test-time framing)."""
-    return prepare_hr(read_image(path), load_size, load_size, mode)
+    """uint8 [load_size, load_size, 3] framed face of an image file on any filesystem (test-time framing)."""
+    return frame_face(read_bytes(path), load_size, mode)
+
+
+def frame_face(data, load_size, mode="folder"):
+    """`load_face` of an image file's bytes."""
+    return prepare_hr(decode_image(data), load_size, load_size, mode)
 
 
 def epoch_key(seed, epoch, stream):
@@ -171,15 +192,19 @@ def _image(image, ok):
     return image
 
 
-class TrainData:
-    """Training set of one folder, as a `DataConfig` describes it; `dataset(epoch, offset)` gives its batches."""
+class FaceStore:
+    """The training faces of a folder or of shards, as a `DataConfig` describes them: listing, decoding, cache."""
 
     def __init__(self, config):
         self.config = config
         self.train_path = config.train_path
         self.load_size = config.load_size
         self.batch_size = config.batch_size
-        self.files = training_files(config)
+        self.shards = None  # shard paths when train_path names shards
+        if is_shard_path(config.train_path):
+            self.shards, self.shard_counts, self.files = training_records(config)  # files: the records' names
+        else:
+            self.files = training_files(config)
         self._check_batch(len(self.files))
         self.cache_bytes = len(self.files) * self.load_size ** 2 * 3
         self.cached = self.cache_bytes <= config.cache_memory_mb * 2 ** 20
@@ -197,28 +222,26 @@ class TrainData:
         """Paths found unreadable so far (all of them once the cache is built)."""
         return sorted(self._bad)
 
-    @property
-    def steps_per_epoch(self):
-        return self.num_images // self.batch_size
-
     def _check_batch(self, count):
         if count < self.batch_size:
             raise ValueError(f"{count} readable training image(s) under {self.train_path}, "
                              f"fewer than batchSize {self.batch_size}")
 
     # -- decoding -----------------------------------------------------------
-    def _decode_np(self, path):
-        path = path.decode() if isinstance(path, bytes) else str(path)
+    def _decode_np(self, name, data=None):
+        """(framed face, True) of a file (`name` its path) or a record's bytes; (zeros, False) if unreadable."""
+        name = name.decode() if isinstance(name, bytes) else str(name)
         try:
-            return load_face(path, self.load_size, self.config.dataset_mode), True
+            return frame_face(read_bytes(name) if data is None else data, self.load_size,
+                              self.config.dataset_mode), True
         except ImageReadError as err:
-            if path not in self._bad:
-                self._bad.add(path)
-                log.warning("skipping unreadable training image %s: %s", path, err)
+            if name not in self._bad:
+                self._bad.add(name)
+                log.warning("skipping unreadable training image %s: %s", name, err)
             return np.zeros((self.load_size, self.load_size, 3), np.uint8), False
 
-    def _decode(self, path):
-        image, ok = tf.numpy_function(self._decode_np, [path], [tf.uint8, tf.bool], stateful=False)
+    def _decode(self, *path_or_record):
+        image, ok = tf.numpy_function(self._decode_np, list(path_or_record), [tf.uint8, tf.bool], stateful=False)
         image.set_shape([self.load_size, self.load_size, 3])
         ok.set_shape([])
         return image, ok
@@ -228,6 +251,14 @@ class TrainData:
         return tf.data.Dataset.from_tensor_slices(np.asarray(files, dtype=object).astype(str)).map(
             self._decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
+    def _all_rows(self):
+        """(row, image, ok) of every file or record, row its index in `files`, in any order."""
+        if self.shards is None:
+            return self._decoded(self.files).enumerate().map(lambda row, item: (row, *item))
+        records = numbered_records(self.shards, self.shard_counts)
+        return records.map(lambda row, name, data: (row, *self._decode(name, data)),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+
     def warm_cache(self):
         """Decode every file into the in-memory cache (once; no-op when not cached)."""
         if not self.cached or self._cache is not None:
@@ -235,11 +266,10 @@ class TrainData:
         log.info("caching %d training images (%.0f MiB)", len(self.files), self.cache_bytes / 2 ** 20)
         cache = np.empty((len(self.files), self.load_size, self.load_size, 3), np.uint8)
         ok = np.zeros(len(self.files), bool)
-        decoded = self._decoded(self.files).as_numpy_iterator()
-        for i, (image, good) in enumerate(tqdm(decoded, total=len(self.files), desc="reading training images",
-                                               unit="img", leave=False)):
-            cache[i] = image
-            ok[i] = good
+        for row, image, good in tqdm(self._all_rows().as_numpy_iterator(), total=len(self.files),
+                                     desc="reading training images", unit="img", leave=False):
+            cache[row] = image
+            ok[row] = good
         self._check_batch(int(ok.sum()))
         self._cache, self._ok = cache, ok
 
@@ -250,6 +280,33 @@ class TrainData:
         image = tf.numpy_function(self._row, [row], tf.uint8, stateful=False)
         image.set_shape([self.load_size, self.load_size, 3])
         return position, image
+
+
+class TrainData(FaceStore):
+    """Training set of a `DataConfig`; `dataset(epoch, offset)` gives its batches (order: the module's doc)."""
+
+    def __init__(self, config, workers=1):
+        self.workers = workers  # the multi-worker input pipelines `dataset` will be asked for
+        super().__init__(config)
+        if self.by_shard and len(self.shards) < workers:
+            raise ValueError(f"{len(self.shards)} shard(s) for {workers} workers: write smaller shards "
+                             "(make_shards --shard_mb)")
+
+    @property
+    def by_shard(self):
+        """Workers read disjoint shards (uncached shards, several workers) instead of slicing each batch."""
+        return self.shards is not None and not self.cached and self.workers > 1
+
+    def worker_shards(self, worker):
+        """The shards worker `worker` reads when `by_shard`: every `workers`-th, from `worker` on."""
+        return self.shards[worker::self.workers]
+
+    @property
+    def steps_per_epoch(self):
+        if self.by_shard:  # every worker stops after the steps its smallest share of shards fills
+            share = self.batch_size // self.workers
+            return min(int(self.shard_counts[w::self.workers].sum()) for w in range(self.workers)) // share
+        return self.num_images // self.batch_size
 
     # -- per-epoch order ------------------------------------------------------
     def permutation(self, epoch, count):
@@ -265,9 +322,28 @@ class TrainData:
             positions = np.arange(len(rows), dtype=np.int64)
             ds = tf.data.Dataset.from_tensor_slices((positions[offset:], rows[offset:]))
             return ds.map(self._fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        files = np.asarray(self.files, dtype=object)[self.permutation(epoch, len(self.files))]
-        ds = self._decoded(list(files)).filter(_readable).map(_image)
-        return ds.enumerate().skip(offset)
+        if self.shards is None:
+            files = np.asarray(self.files, dtype=object)[self.permutation(epoch, len(self.files))]
+            ds = self._decoded(list(files))
+        else:
+            shards = np.asarray(self.shards)[self.permutation(epoch, len(self.shards))]
+            ds = interleaved_records(shards).map(self._decode, num_parallel_calls=tf.data.AUTOTUNE,
+                                           deterministic=True)
+        return ds.filter(_readable).map(_image).enumerate().skip(offset)
+
+    def _worker_source(self, epoch, offset, worker):
+        """`_source` of one worker reading its own shards: (global position, image) from global `offset` on.
+
+        Its k-th image fills place k % share of its share of global batch k // share,
+        whose global position keys the augmentation, as if one worker read them all.
+        """
+        shards = self.worker_shards(worker)
+        share = self.batch_size // self.workers
+        shards = np.asarray(shards)[self.permutation(epoch, len(shards))]
+        ds = interleaved_records(shards).map(self._decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.filter(_readable).map(_image).enumerate().take(self.steps_per_epoch * share)
+        return ds.skip(offset // self.workers).map(
+            lambda k, image: ((k // share) * self.batch_size + worker * share + k % share, image))
 
     def dataset(self, epoch, offset=0, worker=0, workers=1):
         """Batches of epoch `epoch` from element `offset` on (resume: offset = samples done).
@@ -278,14 +354,21 @@ class TrainData:
         With `workers` > 1 (multi-worker training) the batches hold only this
         worker's share, B/workers images: slice `worker` of each batch of the
         one-worker dataset, so together the workers train on exactly its batches,
-        and each augments only its own images.
+        and each augments only its own images. Except when `by_shard`: then each
+        worker reads only `worker_shards(worker)` (the batches differ from one
+        worker's; the order is still a function of seed, epoch and the workers).
         """
         epoch, offset = int(epoch), int(offset)
         check_position(epoch, offset, worker, workers, self.batch_size)
         key = tf.constant(epoch_key(self.config.seed, epoch, 1))
-        ds = self._source(epoch, offset)
         share = self.batch_size // workers
-        if workers > 1:
+        if self.by_shard:
+            if workers != self.workers:
+                raise ValueError(f"this training set was opened for {self.workers} workers, not {workers}")
+            ds = self._worker_source(epoch, offset, worker)
+        else:
+            ds = self._source(epoch, offset)
+        if workers > 1 and not self.by_shard:
             take = slice(worker * share, (worker + 1) * share)
             ds = ds.batch(self.batch_size, drop_remainder=True).map(lambda p, i: (p[take], i[take])).unbatch()
         ds = ds.map(element_maker(key, self.config), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

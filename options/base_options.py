@@ -30,7 +30,9 @@ class BaseOptions:
                             help="GPUs made visible, e.g. 0 or 0,1,2; -1 runs on the CPU (sets CUDA_VISIBLE_DEVICES)")
         parser.add_argument("--checkpoint_path", default="checkpoint", help="root folder of all experiments")
         parser.add_argument("--train_path", default="datasets/train",
-                            help="folder of training images (searched recursively)")
+                            help="training images: a folder (searched recursively), TFRecord shards of "
+                                 "`python -m scripts.make_shards` (a file or a glob, e.g. 'shards/faces-*.tfrecord'), "
+                                 "on any filesystem tf.io.gfile reads (gs://, s3://, ram://)")
         parser.add_argument("--test_path", default="datasets/test", help="folder of test images (searched recursively)")
         parser.add_argument("--batchSize", type=int, default=1, help="images per batch")
         parser.add_argument("--load_size", type=int, default=128,

@@ -7,6 +7,7 @@ switch there for whatever length --niter / --epoch give).
 """
 import os
 
+from data.images import is_local, is_shard_path
 from options.base_options import BaseOptions
 
 PAPER_GAN_START = 1.2 / 1.32
@@ -122,7 +123,8 @@ class TrainOptions(BaseOptions):
             parser.error("give --which_epoch or --which_iter, not both")
         if opt.init_weights and opt.continue_train:
             parser.error("--init_weights starts a new run; --continue_train resumes one: give only one")
-        if not os.path.isdir(opt.train_path):
+        # other filesystems and shard globs are checked by the pipeline, once TensorFlow (their reader) is loaded
+        if is_local(opt.train_path) and not is_shard_path(opt.train_path) and not os.path.isdir(opt.train_path):
             parser.error(f"--train_path {opt.train_path} is not a folder")
         if opt.val_path is not None and not os.path.isdir(opt.val_path):
             parser.error(f"--val_path {opt.val_path} is not a folder")

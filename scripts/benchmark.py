@@ -13,7 +13,8 @@ One run measures, on the current machine:
 * output quality of each path on the sample faces (datasets/test): max abs
   difference to the Keras fp32 output, PSNR to it, and the PSNR change against
   the HR faces;
-* the training data pipeline alone (data.pipeline.TrainData, one core);
+* the training data pipeline alone (data.pipeline.TrainData, one core), from
+  files and from TFRecord shards of the same files;
 * training: images/s and peak resident memory of train.py's step for G-only
   losses, + identity, + GAN, + both (each in a fresh process), against what
   the networks' FLOPs (TF's profiler on the frozen graphs) predict;
@@ -58,6 +59,7 @@ PATH_NOTES = {
 
 SECTION_NAMES = ("inference", "quality", "test_py", "pipeline", "training")  # in SECTIONS' order
 ROUNDS = 4  # round-robin rounds of the inference timing (quick: 1)
+PIPELINE_SHARDS = 8  # the pipeline section's images, also read as this many shards
 
 Section = namedtuple("Section", "name title run columns")
 
@@ -146,9 +148,11 @@ from keras import layers
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 import train
+from data.constants import SHARD_SUFFIX
 from data.degradation import degrade
 from data.images import list_images, prepare_hr, read_image
 from data.pipeline import DataConfig, TrainData
+from data.storage import write_shards
 from deploy import export
 from deploy.int8 import cpu_flags
 from metrics.quality import psnr
@@ -432,10 +436,16 @@ def _pipeline_folder(args, tmp):
 def run_pipeline(args, ctx):
     folder, generated = _pipeline_folder(args, ctx.work_dir)
     batch = max(1, min(args.pipeline_batch, len(list_images(folder))))
+    # several shards, so that the interleave across them is part of what is timed
+    total_mb = sum(os.path.getsize(f) for f in list_images(folder)) / 2 ** 20
+    os.makedirs(ctx.work_dir, exist_ok=True)
+    shards = os.path.join(tempfile.mkdtemp(prefix="pipeline_shards_", dir=ctx.work_dir), "faces")  # a rerun's own
+    write_shards(folder, shards, total_mb / PIPELINE_SHARDS, progress=False)
     rows = []
-    for label, cache_mb in (("cached (steady state)", 4096), ("decode every epoch", 0)):
+    for label, path, cache_mb in (("cached (steady state)", folder, 4096), ("decode every epoch", folder, 0),
+                                  ("shards, decode every epoch", shards + "-*" + SHARD_SUFFIX, 0)):
         # train.py's defaults for everything else: parsed, not validated, so CUDA_VISIBLE_DEVICES stays as it is
-        opt = TrainOptions().parser().parse_args(["--train_path", folder, "--batchSize", str(batch),
+        opt = TrainOptions().parser().parse_args(["--train_path", path, "--batchSize", str(batch),
                                                   "--cache_memory_mb", str(cache_mb)])
         data = TrainData(DataConfig.from_options(opt))
         options = tf.data.Options()
@@ -459,7 +469,8 @@ def run_pipeline(args, ctx):
             setups.append(setup)
         rows.append({"pipeline": label, "images_per_s": images / seconds, "images": images,
                      "epochs": e - 1, "epoch_setup_s": median(setups), "batch": data.batch_size, "threads": 1,
-                     "folder": "generated JPEGs 178x218" if generated else folder})
+                     "folder": ("generated JPEGs 178x218" if generated else folder)
+                     + (f" in {PIPELINE_SHARDS} TFRecord shards" if path != folder else "")})
         print(f"  pipeline {label}: {images / seconds:.1f} images/s", flush=True)
     return rows
 
