@@ -16,10 +16,16 @@ class ImageReadError(ValueError):
 def list_images(root):
     """Image files under `root`, recursively, sorted; extensions in any case.
 
-    Symlinked folders are not followed, so a symlink loop cannot hang the scan.
+    Symlinked folders are followed (a dataset is often a folder of links),
+    each real folder once, so a symlink loop cannot hang the scan.
     """
-    found = []
-    for folder, subfolders, files in os.walk(root):
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
         subfolders.sort()
         for name in files:
             if name.lower().endswith(IMAGE_EXTENSIONS):

@@ -293,3 +293,17 @@ def test_output_stems_stay_inside_and_unique():
     for stem in stems + output_stems([os.path.join(os.sep, "elsewhere", "e.png"), root], root):
         out = os.path.normpath(os.path.join(os.sep, "out", stem + "_SR.png"))
         assert out.startswith(os.sep + "out" + os.sep) and stem
+
+
+def test_symlinked_folders_are_listed_once(tmp_path):
+    from data.images import list_images
+
+    real = tmp_path / "real" / "anna"
+    real.mkdir(parents=True)
+    cv2.imwrite(str(real / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    root = tmp_path / "faces"
+    root.mkdir()
+    os.symlink(real, root / "anna")          # a dataset of links, as users make them
+    os.symlink(real, root / "anna_again")    # the same folder twice: its files once
+    os.symlink(root, root / "loop")
+    assert list_images(str(root)) == [str(root / "anna" / "a.png")]

@@ -260,3 +260,7 @@ def test_val_path_validates_on_other_people(tmp_path):
     assert default.log.val_names == sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[:2]
     result = cli("--checkpoint_path", str(tmp_path), "--val_path", str(tmp_path / "absent"))
     assert result.returncode == 2 and "--val_path" in result.stderr and "is not a folder" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TrainingError, match="^validation: no images"):  # train.main prints it as one line
+        train.Trainer(options(tmp_path / "empty_val", "--val_path", str(empty))).log.load_validation()

@@ -18,6 +18,7 @@ from data.pipeline import load_eval_set
 from metrics.quality import quality
 from models import save_generator
 from options.base_options import save_options
+from training.errors import TrainingError
 from utils import atomic_path, atomic_write_text, mean_rows, to_uint8
 from visualizer import image_grid, loss_curves, validation_curve
 
@@ -103,7 +104,11 @@ class RunLog:
 
     def load_validation(self):
         opt = self.opt
-        names, hr, lr = load_eval_set(self.data_config, opt.val_path or opt.test_path, limit=opt.val_images or None)
+        try:
+            names, hr, lr = load_eval_set(self.data_config, opt.val_path or opt.test_path,
+                                          limit=opt.val_images or None)
+        except ValueError as err:  # no faces to validate on: the user's folder to fix
+            raise TrainingError(f"validation: {err}") from err
         self.val_hr, self.val_lr = hr, lr
         bicubic = [upscale_bicubic(face.astype("uint8"), opt.crop_size // opt.lr_size) for face in lr]
         self.val_bicubic = mean_rows([quality(b, h) for b, h in zip(bicubic, hr)], VAL_KEYS)
