@@ -147,7 +147,6 @@ import tensorflow as tf
 from keras import layers
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-import train
 from data.constants import SHARD_SUFFIX
 from data.degradation import degrade
 from data.images import list_images, prepare_hr, read_image
@@ -159,6 +158,7 @@ from metrics.quality import psnr
 from models import Discriminator, build_generator, identity, load_generator, save_generator
 from models.checkpoint import GENERATOR_FILE, _named_layers
 from options.train_options import TrainOptions
+from training.trainer import Trainer
 from utils import describe_device, to_uint8
 
 
@@ -547,7 +547,7 @@ def _train_child(arg_values, config, folder, id_weights):
                 "--batchSize", str(args.train_batch), "--load_size", str(args.train_crop),
                 "--crop_size", str(args.train_crop), "--niter", "1000", "--gan_start_iter", "0" if gan else "1000"]
         argv += ["--id_weights", id_weights] if with_identity else ["--lambda_id", "0"]
-        trainer = train.Trainer(TrainOptions().parse(argv))
+        trainer = Trainer(TrainOptions().parse(argv))
         batches, epoch = [], 0
         while len(batches) < args.train_steps + 2:
             batches += list(trainer.batches(epoch, 0))

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from test_train import ROOT, TINY, options, weights
 
-import train
 from training.errors import TrainingError
+from training.trainer import Trainer
 
 NITER = 12
 SAVE_EVERY = 3  # not a multiple of the 2 iterations of an epoch: resumes start mid-epoch
@@ -75,7 +75,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
             during_save += 1
         resume = bool(saved_iterations(folder))
         if resume:  # a resume starts from the newest recorded checkpoint: at most one save interval lost
-            trainer = train.Trainer(options(folder, "--niter", str(NITER), "--continue_train"))
+            trainer = Trainer(options(folder, "--niter", str(NITER), "--continue_train"))
             trainer.state.start()
             iteration = int(trainer.state.iteration.numpy())
             if halted:  # killed right after recording ckpt-N: nothing lost
@@ -128,7 +128,7 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
 def test_unwritable_folder_fails_before_training(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    trainer = train.Trainer(options(blocker / "runs", "--niter", "1"))
+    trainer = Trainer(options(blocker / "runs", "--niter", "1"))
     with pytest.raises(TrainingError, match="cannot write to"):
         trainer.fit()
 
@@ -138,7 +138,7 @@ def test_full_disk_fails_before_training(tmp_path, monkeypatch):
     from collections import namedtuple
 
     usage = namedtuple("usage", "total used free")
-    trainer = train.Trainer(options(tmp_path, "--niter", "1"))
+    trainer = Trainer(options(tmp_path, "--niter", "1"))
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 10**6, 10**6))
     with pytest.raises(TrainingError, match="GiB free.*a checkpoint takes"):
         trainer.fit()
