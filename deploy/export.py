@@ -37,10 +37,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from data.constants import FRAME
+from data.constants import FRAME, SCALE
 from data.degradation import degrade
 from data.images import ImageReadError, list_images, prepare_hr, read_image
-from models.checkpoint import CheckpointError, first_lines
+from models.checkpoint import CheckpointError, first_lines, load_generator
 
 SAVED_MODEL_PB = "saved_model.pb"
 TFLITE_EXTENSION = ".tflite"
@@ -336,3 +336,23 @@ def exported_backend(path):
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, SAVED_MODEL_PB)):
         return SavedModelInference
     return None
+
+
+def export_files(weight_path, output, int8=False, representative_path=None, lr_size=16, batch_size=1,
+                 saved_model=True):
+    """scripts/export.py's files: the SavedModel (`saved_model`), the float32 TFLite model and, with `int8`,
+    the int8 one calibrated on the faces of `representative_path`, into the folder `output`; returns their paths."""
+    representative = None
+    if int8:  # read the faces first: a bad folder fails before the slow steps
+        representative = representative_faces(representative_path, load_size=SCALE * lr_size)
+    generator = load_generator(weight_path, lr_size=lr_size)
+    os.makedirs(output, exist_ok=True)
+    written = []
+    if saved_model:
+        written.append(export_saved_model(generator, os.path.join(output, SAVED_MODEL_DIR)))
+    written.append(export_tflite(generator, os.path.join(output, TFLITE_FILES["float32"]),
+                                 lr_size=lr_size, batch_size=batch_size))
+    if int8:
+        written.append(export_tflite(generator, os.path.join(output, TFLITE_FILES["int8"]), "int8",
+                                     representative=representative, lr_size=lr_size, batch_size=batch_size))
+    return written

@@ -250,9 +250,10 @@ def _worker_flags(identity):
 def _without_main_script():
     """Processes spawned in this block start with an empty __main__.
 
-    A spawned process re-runs the parent's __main__ script before its task. The caller is an entry
-    point that starts TensorFlow at its top, which the workers never use: on two cores that doubled
-    the time of test.py on the sample faces. Process.start() reads __main__ synchronously.
+    A spawned process re-runs the parent's __main__ script before its task, and the workers need
+    none of what a caller's script imports (a test runner's, a notebook's): on two cores that
+    doubled the time of test.py on the sample faces when test.py started TensorFlow at its top.
+    Process.start() reads __main__ synchronously.
     """
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")

@@ -85,3 +85,30 @@ def test_help_states_each_default_once(script):
     # a value that means "not given" is not printed as a default: the help says what happens without it
     assert [text for text in helps.values() if "(default: None)" in text or "(default: False)" in text] == []
     assert "tensorflow imported: False" in out
+
+
+IMPORTABLE = ENTRY_POINTS + ("scripts/export.py", "scripts/make_shards.py")
+# OpenCV, which the helpers use, sets LD_LIBRARY_PATH when imported: imported first, as the helpers would
+IMPORT_ALL = ("import importlib.util, json, os, sys\n"
+              "import cv2\n"
+              "before = dict(os.environ)\n"
+              "mains = {{}}\n"
+              "for path in {paths!r}:\n"
+              "    spec = importlib.util.spec_from_file_location('entry_' + os.path.basename(path)[:-3], path)\n"
+              "    module = importlib.util.module_from_spec(spec)\n"
+              "    spec.loader.exec_module(module)\n"
+              "    mains[path] = callable(getattr(module, 'main', None))\n"
+              "heavy = sorted(m for m in ('tensorflow', 'keras', 'gradio') if m in sys.modules)\n"
+              "changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))\n"
+              "print(json.dumps({{'mains': mains, 'heavy': heavy, 'env': changed}}))\n")
+
+
+def test_importing_an_entry_point_runs_nothing():
+    """An entry point is a main(argv): importing it loads no TensorFlow or Gradio and sets no variable."""
+    import json
+
+    result = subprocess.run([sys.executable, "-c", IMPORT_ALL.format(paths=list(IMPORTABLE))], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report == {"mains": {path: True for path in IMPORTABLE}, "heavy": [], "env": []}
