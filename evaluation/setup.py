@@ -9,12 +9,12 @@ from metrics.evaluator import IdentityEvaluator
 from metrics.face import INSTALL_HINT, FaceTools
 from metrics.identification import identifiable
 from metrics.identity import load_identity_network
+from metrics.identity_roc import IdentityRocError, face_labels
 from metrics.vif import min_size
 from models import CheckpointError
 from models.generator import MIXED_POLICY
 from models.identity import IdentityWeightsError, find_weights
 from options.test_options import NO_CHECKPOINT_HELP
-from scripts.identity_roc import IdentityRocError, face_labels
 from utils import fail, warn
 
 EVAL_INSTALL = f"install: {INSTALL_HINT}"  # dlib, its face models and brisque

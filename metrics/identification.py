@@ -6,7 +6,7 @@ to any photo of anyone else: each probe's dlib descriptor (SR, bicubic, or the
 HR itself) is matched against the HR descriptors of every *other* evaluated
 face, and the nearest one's identity is the answer. Percent correct over all
 evaluated faces; a face whose HR has no detected face (no descriptor) counts as
-a miss, as in eq. 12. Identities come from scripts.identity_roc.face_labels
+a miss, as in eq. 12. Identities come from metrics.identity_roc.face_labels
 (an identities file, else the parent folder's name).
 """
 import numpy as np

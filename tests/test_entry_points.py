@@ -87,7 +87,8 @@ def test_help_states_each_default_once(script):
     assert "tensorflow imported: False" in out
 
 
-IMPORTABLE = ENTRY_POINTS + ("scripts/export.py", "scripts/make_shards.py")
+IMPORTABLE = ENTRY_POINTS + ("scripts/export.py", "scripts/make_shards.py", "scripts/identity_roc.py",
+                             "scripts/get_facenet_weights.py")
 # OpenCV, which the helpers use, sets LD_LIBRARY_PATH when imported: imported first, as the helpers would
 IMPORT_ALL = ("import importlib.util, json, os, sys\n"
               "import cv2\n"
