@@ -87,8 +87,9 @@ def test_help_states_each_default_once(script):
     assert "tensorflow imported: False" in out
 
 
-IMPORTABLE = ENTRY_POINTS + ("scripts/export.py", "scripts/make_shards.py", "scripts/identity_roc.py",
-                             "scripts/get_facenet_weights.py")
+IMPORTABLE = ENTRY_POINTS + tuple(f"scripts/{name}.py" for name in (
+    "benchmark", "compare_runs", "compose_photos", "export", "get_facenet_weights", "identity_roc", "identity_study",
+    "make_shards"))
 # OpenCV, which the helpers use, sets LD_LIBRARY_PATH when imported: imported first, as the helpers would
 IMPORT_ALL = ("import importlib.util, json, os, sys\n"
               "import cv2\n"
