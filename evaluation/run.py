@@ -9,13 +9,13 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from data import photo as ph
-from data.alignment import PhotoTooLargeError
 from data.degradation import degrade_test, match_input
 from data.images import ImageReadError, prepare_hr, prepare_lr, read_image, upscale_bicubic
 from evaluation import PROG
 from evaluation.outputs import FIGURE, OUTPUT_SUFFIXES, find_inputs, output_folder, requested_folder
 from evaluation.setup import brisque_on, face_evaluator, identities, load_model, optional_off_line
+from faces import photo as ph
+from faces.sizes import PhotoTooLargeError
 from metrics import brisque, intervals
 from metrics.evaluator import Evaluation, prefetched
 from metrics.identification import (

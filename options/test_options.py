@@ -78,8 +78,9 @@ class TestOptions(BaseOptions):
                             help="with --real_world: faces whose detected box is smaller (px) are left as bicubic "
                                  "and counted (0: every face found is worth super-resolving, docs/evaluation.md)")
         parser.add_argument("--force_large", action="store_true",
-                            help="with --real_world: also super-resolve faces whose frame is over data.photo.MAX_FRAME "
-                                 "photo px (96; larger faces are left as bicubic: not measured, and slow)")
+                            help="with --real_world: also super-resolve faces whose frame is over "
+                                 "faces.photo.MAX_FRAME photo px (96; larger faces are left as bicubic: not measured, "
+                                 "and slow)")
         return parser
 
     def validate(self, opt, parser):
