@@ -3,6 +3,7 @@ import os
 
 from data.images import IMAGE_EXTENSIONS, list_images
 from evaluation import PROG
+from evaluation.report import SUMMARY
 from utils import fail
 
 RUN_PREFIX = "run_"
@@ -17,7 +18,7 @@ def requested_folder(opt):
 
 
 def holds_results(folder):
-    if os.path.isfile(os.path.join(folder, "summary.json")):
+    if os.path.isfile(os.path.join(folder, SUMMARY)):
         return True
     return any(name.endswith(OUTPUT_SUFFIXES[0]) for _, _, files in os.walk(folder) for name in files)
 

@@ -223,7 +223,7 @@ def test_optional_metrics_that_cannot_run_are_one_informational_line(monkeypatch
 
 
 def test_tar_network_is_in_summary_json_not_the_printed_line():
-    from evaluation.run import summary_line
+    from evaluation.summary import summary_line
 
     summary = {"psnr": 23.0, "bicubic_psnr": 21.1, "tar_algo_0.6": 25.0, "bicubic_tar_algo_0.6": 12.5,
                "tar_net_0.04": 0.0, "bicubic_tar_net_0.04": 0.0}
