@@ -25,16 +25,9 @@ from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME, SCALE
 
 INPUT = FRAME // SCALE     # the generator's input side (16)
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # image left/right
-# Mean MTCNN landmarks of the training frame, in the 128x128 frame (x, y),
-# pixel-centre coordinates, order of LANDMARK_NAMES ("left" = image left).
-# Derived with `derive_template` from 300 images drawn at random (seed 0)
-# from a 5,100-image sample of aligned CelebA (img_align_celeba, 178x218):
-# MTCNN (mtcnn 1.0.0, default thresholds) on the whole 178x218 image, the
-# most confident face kept, landmarks mapped through the 178x178 centre crop
-# (rows 20..197) and the 178 -> 128 INTER_LINEAR resize. Regenerate:
-#     python -m scripts.derive_template CELEBA_DIR
-# Result: 298 of the 300 had a face; mean distance of single faces to these
-# points: eyes 1.2-1.3 px, nose 4.6 px, mouth corners 2.1-2.2 px (of 128).
+# Mean MTCNN landmarks of the training frame, in the 128x128 frame (x, y), pixel-centre
+# coordinates, order of LANDMARK_NAMES ("left" = image left): `python -m scripts.derive_template`
+# on aligned CelebA (docs/evaluation.md, "Real photos").
 TEMPLATE_128 = np.array([
     [49.737, 65.506],   # left eye
     [77.271, 65.573],   # right eye
@@ -53,13 +46,8 @@ def celeba_to_frame(points, size=FRAME):
     return (points - [left, top] + 0.5) * scale - 0.5
 
 
-# The similarity is fitted to the eyes and the mouth centre (mean of the two
-# corners), not to all 5 points: the nose tip moves with head pose (4.6 px
-# spread) and the CelebA frames were not placed by it. Measured on the same
-# 298 faces (each face's own landmarks -> transform -> its frame outline vs
-# the true frame): mean IoU 0.956 (5th percentile 0.891) for eyes + mouth
-# centre, 0.924 (0.823) for the 5 points weighted equally. The rest is how
-# much CelebA's own framing varies around any landmark rule.
+# The similarity is fitted to the eyes and the mouth centre (mean of the two corners), not to all
+# 5 points: the nose tip moves with head pose, and the CelebA frames were not placed by it.
 def alignment_points(landmarks):
     """[3, 2]: left eye, right eye, mouth centre of 5 landmarks (the points the similarity is fitted to)."""
     p = np.asarray(landmarks, np.float64)

@@ -34,22 +34,10 @@ DETECTOR_WINDOW = 12       # MTCNN's P-Net window: the smallest box it sees in t
 # enlarged less, or not at all, and then its smallest faces are not found).
 DETECT_UPSCALE = 3
 DETECT_MAX_PIXELS = 6_000_000
-# MTCNN's cascade (mtcnn 1.0 weights and stage thresholds) without the NMS that mtcnn
-# runs after P-Net and R-Net. On faces of 4 to 8 photo px (frames of 11 to 16) the box
-# those NMS keep, the best-scored by a weak net, is often one O-Net rejects, while a
-# neighbour it suppressed would pass. On the group photos of `scripts.real_world_bench`
-# (its tiling, shrink and matching), 300 faces of celeba-unseen's celeb_185..194, found
-# at 8x / 11x / 16x: stock mtcnn 98.3% / 91.3% / 63.7%; without any NMS before O-Net
-# 99.7% / 97.0% / 85.3%. O-Net then also accepts more non-faces (false faces at 2x / 8x
-# / 11x: 7 / 4 / 0 stock, 23 / 7 / 2 without NMS), and those are rarely confirmed by
-# other boxes: a face is kept only when at least DETECT_VOTES O-Net boxes overlap it
-# (IoU > VOTE_IOU): 98.7% / 95.3% / 75.7% with 6 / 0 / 0 false faces (4x, 6x: 2, 1;
-# stock 4, 3). People not used for choosing this (celeb_195..199, 144 faces): 97.2% /
-# 92.4% / 70.8% (stock 95.8% / 83.3% / 61.1%), 1 false face at 2x..16x (stock 7); but 4x
-# 96.5% (stock 98.6%: faces O-Net scores under 0.93 that fewer than DETECT_VOTES boxes
-# confirm); 120 faces of celeba-subset/test: 98.3% / 95.8% / 73.3% (stock 95.0% / 91.7% /
-# 65.8%). Detection takes 3-4x stock mtcnn's time on those small photos (0.27 s vs
-# 0.08 at 8x, 2 CPUs), 1.2x on a 654x1424 photo enlarged 2x; memory as stock.
+# MTCNN's cascade (mtcnn 1.0 weights and stage thresholds) without the NMS that mtcnn runs after
+# P-Net and R-Net: on faces of 4 to 8 photo px it keeps boxes O-Net rejects and drops neighbours
+# O-Net would accept; a face is kept only where DETECT_VOTES O-Net boxes (IoU > VOTE_IOU) agree,
+# which keeps out the non-faces O-Net accepts alone (docs/evaluation.md, "Real photos").
 PNET_THRESHOLD, RNET_THRESHOLD, ONET_THRESHOLD = 0.6, 0.7, 0.8
 PYRAMID_FACTOR = 0.709
 FACE_OVERLAP = 0.7   # intersection / smaller box above which two O-Net boxes are one face (mtcnn's own)

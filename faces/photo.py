@@ -37,17 +37,13 @@ SUPER_RESOLVED = "super-resolved"
 TOO_LARGE = "too large for the 8x model: left as bicubic"
 TOO_SMALL = "too small: left as bicubic"
 MIN_PHOTO_SIDE = 8   # a photo narrower than this cannot hold a face: not searched
-# Defaults set from `python -m scripts.real_world_bench` (docs/evaluation.md,
-# "Real photos"): faces with frames of 11 to 89 photo px all gained over bicubic
-# (89 px, a large face halved, run with --upscale 2: +1.52 dB, worst face
-# +0.71); larger ones were not measured, and cost the generator quadratically
-# more, so they are left as the bicubic photo. Every box the detector finds
-# (down to ~5 px) gains: no lower limit.
+# Faces whose frame spans more photo px were not measured by `python -m scripts.real_world_bench`,
+# and cost the generator quadratically more: they stay bicubic. Every box the detector finds is
+# worth super-resolving: no lower limit (docs/evaluation.md, "How much it helps on real photos").
 MAX_FRAME = 96.0
 MIN_FACE = 0.0
-# Output pixels per generator call: test.py's 16 faces of 128x128. Its
-# activations grow with the output's area (a 12-face photo of 89 px frames in
-# one call took over 15 GB), so larger faces go through a few at a time.
+# Output pixels per generator call: test.py's 16 faces of 128x128. Its activations grow with the
+# output's area, so larger faces go through a few at a time (docs/evaluation.md, "Real photos").
 MAX_BATCH_PIXELS = 16 * FRAME * FRAME
 
 

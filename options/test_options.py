@@ -79,8 +79,8 @@ class TestOptions(BaseOptions):
                                  "and counted (0: every face found is worth super-resolving, docs/evaluation.md)")
         parser.add_argument("--force_large", action="store_true",
                             help="with --real_world: also super-resolve faces whose frame is over "
-                                 "faces.photo.MAX_FRAME photo px (96; larger faces are left as bicubic: not measured, "
-                                 "and slow)")
+                                 "faces.photo.MAX_FRAME photo px (96), which are otherwise left as bicubic "
+                                 "(docs/evaluation.md)")
         return parser
 
     def validate(self, opt, parser):

@@ -221,8 +221,8 @@ def bf16_forward(generator, lr_size):
 def run_inference(args, ctx):
     """Round-robin timing: every path and batch size gets a slice of each round,
     with a matmul sample per round, so that a shared machine's drifting load
-    falls on all of them alike (sequential windows measured up to 1.5x apart
-    for identical graphs here)."""
+    falls on all of them alike: sequential windows of identical graphs differ
+    too much on a shared machine (docs/benchmarks.md, "How to rerun")."""
     gflop = generator_gflop(ctx.generator(), args.lr_size)
     ctx.results["gflop_per_image"] = gflop
     faces = sample_faces(ctx)

@@ -1,4 +1,4 @@
-"""test.py on hostile input (issue 5): broken and odd images, bad options, bad checkpoints, output names.
+"""test.py on hostile input: broken and odd images, bad options, bad checkpoints, output names.
 
 The corpus is made here at test time. One subprocess runs test.py on all of
 it; the other cases call test.py's main(argv) in-process (same code path, no

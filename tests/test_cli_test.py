@@ -1,4 +1,4 @@
-"""`python test.py` end to end (issue 2), with a random-weight generator.
+"""`python test.py` end to end, with a random-weight generator.
 
 The expected SR images are computed here from the released code's data
 recipe (cv2 only) and the in-memory generator, not through test.py's helpers.

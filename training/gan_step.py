@@ -25,7 +25,7 @@ class LossScale:
     (another replica's overflow reaches the weights) and skips inside the graph;
     here the host decides from every replica's gradients. It starts at 2^8, not
     Keras' 2^15 (made for losses near 1): these losses are 1e3-1e5 on the
-    [0, 255] scale, and from 2^15 the first six updates overflowed.
+    [0, 255] scale, where 2^15 overflows the first updates (docs/training.md).
     """
 
     INITIAL = 2.0 ** 8
