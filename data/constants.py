@@ -2,6 +2,7 @@
 
 SCALE = 8                 # the generator's factor: a 16 px face frame becomes a 128 px one
 FRAME = 128               # side of the aligned HR face the model was trained on
+LR_SIZE = FRAME // SCALE  # the generator's input side: the 16x16 face
 DATASET_MODES = ("folder", "celeba", "vggface2")
 CELEBA_SIZE = (218, 178)  # aligned CelebA image (height, width)
 CELEBA_CROP = 178         # the paper's centre crop, top row (218 - 178) // 2 = 20

@@ -15,6 +15,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from data.constants import FRAME, LR_SIZE
 from data.degradation import JPEG_QUALITY, degrade
 from data.images import ImageReadError, list_images, prepare_hr, prepare_lr, read_image, upscale_bicubic
 from deploy.inference import load_inference
@@ -29,14 +30,14 @@ SAMPLES_DIR = os.path.join(ROOT, "datasets", "test")
 MODES = ("photo", "aligned face")
 UPSCALES = (1, 2, 4, 8)
 DEFAULT_UPSCALE = 4
-MAX_INPUT_PIXELS = 12_000_000     # a 12 MP phone photo
-MAX_OUTPUT_PIXELS = 16_000_000    # the composed photo the page sends back (a 2000x2000 photo at x2)
+PAGE_MAX_UPLOAD_PIXELS = 12_000_000  # a 12 MP phone photo
+# the composed photo the page sends back (a 2000x2000 photo at x2): the page's own limit, under the
+# real-photo path's faces.sizes.MAX_OUTPUT_PIXELS
+PAGE_MAX_RESULT_PIXELS = 16_000_000
 MAX_FILE_SIZE = "25mb"
-LIMITS_TEXT = (f"Uploads: images up to {MAX_INPUT_PIXELS / 1e6:g} megapixels and {MAX_FILE_SIZE[:-2]} MB; "
-               f"photo results up to {MAX_OUTPUT_PIXELS / 1e6:g} megapixels (photo size x upscale squared).")
+LIMITS_TEXT = (f"Uploads: images up to {PAGE_MAX_UPLOAD_PIXELS / 1e6:g} megapixels and {MAX_FILE_SIZE[:-2]} MB; "
+               f"photo results up to {PAGE_MAX_RESULT_PIXELS / 1e6:g} megapixels (photo size x upscale squared).")
 KEEP_SECONDS = 3600  # results (and Gradio's copies of uploads) are deleted after an hour
-LR_SIDE = 16
-HR_SIDE = 128
 
 
 # The low end of the faces the real-photo benchmark found and improved (docs/evaluation.md, "On real photos").
@@ -52,7 +53,7 @@ class DemoError(ValueError):
 
 # ----------------------------------------------------------------- the pipeline
 
-def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
+def enhance_photo(photo, predict, upscale, max_pixels=PAGE_MAX_RESULT_PIXELS):
     """The page's only link to the real-photo pipeline (test.py --real_world for one photo).
 
     photo: uint8 RGB [H, W, 3]; predict: the generator's predict; upscale: an
@@ -71,10 +72,10 @@ def enhance_face(image, predict, framed=False):
     """(lr, bicubic, sr, hr or None, seconds) for one face crop: test.py's default path, or its
     --lr_input path for a 16x16 image. `framed`: the image is the 128x128 frame already."""
     start = time.perf_counter()
-    if image.shape[:2] == (LR_SIDE, LR_SIDE) and not framed:
-        hr, lr = None, prepare_lr(image, LR_SIDE)
+    if image.shape[:2] == (LR_SIZE, LR_SIZE) and not framed:
+        hr, lr = None, prepare_lr(image, LR_SIZE)
     else:
-        hr = image if framed else prepare_hr(image, HR_SIDE, HR_SIDE, "folder")
+        hr = image if framed else prepare_hr(image, FRAME, FRAME, "folder")
         lr = degrade(hr).numpy().astype(np.uint8)
     sr, _ = predict(lr[None].astype(np.float32))
     sr = to_uint8(sr[0])
@@ -104,29 +105,29 @@ def header_size(path):
             return image.size
     except Image.DecompressionBombError as err:
         raise DemoError(f"The image is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, over this "
-                        f"page's limit of {MAX_INPUT_PIXELS / 1e6:g} megapixels: downscale it first.") from err
+                        f"page's limit of {PAGE_MAX_UPLOAD_PIXELS / 1e6:g} megapixels: downscale it first.") from err
     except Exception:
         return (0, 0)
 
 
 def check_pixels(w, h):
-    if w * h > MAX_INPUT_PIXELS:
+    if w * h > PAGE_MAX_UPLOAD_PIXELS:
         raise DemoError(f"The image is {w}x{h} ({w * h / 1e6:.1f} megapixels), over this page's limit of "
-                        f"{MAX_INPUT_PIXELS / 1e6:g} megapixels: downscale it first.")
+                        f"{PAGE_MAX_UPLOAD_PIXELS / 1e6:g} megapixels: downscale it first.")
 
 
 def check_upscale(image, upscale):
-    """upscale as an int from UPSCALES whose result fits MAX_OUTPUT_PIXELS; DemoError otherwise."""
+    """upscale as an int from UPSCALES whose result fits PAGE_MAX_RESULT_PIXELS; DemoError otherwise."""
     if upscale not in UPSCALES and str(upscale) not in map(str, UPSCALES):
         raise DemoError(f"upscale must be one of {', '.join(map(str, UPSCALES))}, got {upscale!r}.")
     upscale = int(upscale)
     h, w = image.shape[:2]
-    if h * w * upscale ** 2 > MAX_OUTPUT_PIXELS:
-        fits = [u for u in UPSCALES if h * w * u ** 2 <= MAX_OUTPUT_PIXELS]
+    if h * w * upscale ** 2 > PAGE_MAX_RESULT_PIXELS:
+        fits = [u for u in UPSCALES if h * w * u ** 2 <= PAGE_MAX_RESULT_PIXELS]
         hint = f"choose upscale {fits[-1]} or less" if fits else "downscale the photo first"
         raise DemoError(f"A {w}x{h} photo at x{upscale} would be {w * upscale}x{h * upscale} "
                         f"({w * h * upscale ** 2 / 1e6:.1f} megapixels), over this page's limit of "
-                        f"{MAX_OUTPUT_PIXELS / 1e6:g} megapixels: {hint}.")
+                        f"{PAGE_MAX_RESULT_PIXELS / 1e6:g} megapixels: {hint}.")
     return upscale
 
 
@@ -173,11 +174,11 @@ def none_super_resolved(image, result, predict):
     lr, bicubic, sr, hr, _ = enhance_face(align.face_in_frame(image, result.matrices[k]), predict, framed=True)
     too_large = result.faces[k]["status"] == real_photo.TOO_LARGE
     why = (f"its face spans about {result.faces[k]['frame_px']:.0f} px, and EIPNet is made for faces of "
-           f"roughly {ABOUT_SMALLEST}-{real_photo.MAX_FRAME:g} px: it turns a {LR_SIDE}x{LR_SIDE} face into "
-           f"{HR_SIDE}x{HR_SIDE}" if too_large else f"its faces are {result.faces[k]['status']}")
+           f"roughly {ABOUT_SMALLEST}-{real_photo.MAX_FRAME:g} px: it turns a {LR_SIZE}x{LR_SIZE} face into "
+           f"{FRAME}x{FRAME}" if too_large else f"its faces are {result.faces[k]['status']}")
     status = (f"**No face in this photo was super-resolved:** {why}. The photo came back upscaled bicubically "
-              f"only.\n\n**Shown instead: what EIPNet does to this face shrunk to {LR_SIDE}x{LR_SIDE} px** "
-              f"(bicubic | EIPNet | the original face at {HR_SIDE}x{HR_SIDE}; "
+              f"only.\n\n**Shown instead: what EIPNet does to this face shrunk to {LR_SIZE}x{LR_SIZE} px** "
+              f"(bicubic | EIPNet | the original face at {FRAME}x{FRAME}; "
               f"{measured(sr, bicubic, hr, 'the original')}). To super-resolve a whole photo, upload one whose "
               f"faces are small, such as a group photo (try the samples), or choose 'aligned face' for a face "
               f"crop.")
@@ -207,9 +208,9 @@ def run(payload, mode, upscale, predict, out_dir):
     if mode != "aligned face":
         raise DemoError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
     lr, bicubic, sr, hr, seconds = enhance_face(image, predict)
-    status = f"{LR_SIDE}x{LR_SIDE} -> {sr.shape[1]}x{sr.shape[0]} in {seconds:.2f} s"
+    status = f"{LR_SIZE}x{LR_SIZE} -> {sr.shape[1]}x{sr.shape[0]} in {seconds:.2f} s"
     if hr is not None:
-        status += "; " + measured(sr, bicubic, hr, f"the {HR_SIDE}x{HR_SIDE} crop of your image")
+        status += "; " + measured(sr, bicubic, hr, f"the {FRAME}x{FRAME} crop of your image")
     else:
         status += " (a 16x16 upload is the model's input itself: no original to measure against)"
     return (bicubic, sr), bicubic, sr, hr, write_result(sr, f"{stem}_SR.png", out_dir), [], status
@@ -311,7 +312,7 @@ def load_predict(weight_path):
     except CheckpointError as err:
         fail(PROG, f"{err}; pass --weight_path to a generator.weights.h5, a train.py checkpoint "
                    f"or the authors' G_weight.ckpt")
-    model.predict(np.zeros((1, LR_SIDE, LR_SIDE, 3), np.float32))  # tracing stays out of the first request
+    model.predict(np.zeros((1, LR_SIZE, LR_SIZE, 3), np.float32))  # tracing stays out of the first request
     return model.predict
 
 

@@ -54,13 +54,14 @@ def batches(items, size):
         yield items[start:start + size]
 
 
-def evaluate_faces(opt, files, model, evaluator, with_brisque, out_dir, stems):
-    """Every face of `files` through `model`, measured (`evaluator`: the paper's metrics or None; BRISQUE
-    when `with_brisque`) and written into out_dir as <stem>_SR.png / _LR.png; a FaceRun."""
+def evaluate_faces(opt, files, model, face_metrics, with_brisque, out_dir, stems):
+    """Every face of `files` through `model`, measured (`face_metrics`: the paper's face metrics, a
+    metrics.evaluator.FaceMetrics, or None; BRISQUE when `with_brisque`) and written into out_dir as
+    <stem>_SR.png / _LR.png; a FaceRun."""
     done = FaceRun()
     names, row_paths = [], []
     warmed_up = False
-    evaluation = Evaluation(opt.workers, evaluator, with_brisque)
+    evaluation = Evaluation(opt.workers, face_metrics, with_brisque)
     progress = tqdm(total=len(files), desc="evaluating", unit="face")
     wall_start = time.perf_counter()
     for chunk, prepared in prefetched(batches(files, opt.batchSize), lambda chunk: [read(p, opt) for p in chunk]):

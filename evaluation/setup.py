@@ -5,7 +5,7 @@ from deploy.inference import load_inference
 from deploy.int8 import int8_inference, lacks_vnni
 from evaluation import PROG
 from metrics import brisque
-from metrics.evaluator import IdentityEvaluator
+from metrics.evaluator import FaceMetrics
 from metrics.face import INSTALL_HINT, FaceTools
 from metrics.identification import identifiable
 from metrics.identity import load_identity_network
@@ -47,8 +47,8 @@ def optional_off_line(off):
             "and --no_brisque flags silence this line")
 
 
-def face_evaluator(opt, off):
-    """IdentityEvaluator for the requested paper metrics, less those that cannot run here (added to `off`,
+def face_metrics_for(opt, off):
+    """FaceMetrics for the requested paper metrics, less those that cannot run here (added to `off`,
     {how to enable: [names]}, for `optional_off_line`)."""
     if opt.lr_input or opt.real_world:
         return None
@@ -83,7 +83,7 @@ def face_evaluator(opt, off):
             want["tar_net"] = False
     if not any(want.values()):
         return None
-    return IdentityEvaluator(**want, face_tools=face_tools, identity_network=identity_network)
+    return FaceMetrics(**want, face_tools=face_tools, identity_network=identity_network)
 
 
 def brisque_on(opt, off):
@@ -98,9 +98,9 @@ def brisque_on(opt, off):
     return True
 
 
-def identities(opt, files, evaluator):
+def identities(opt, files, face_metrics):
     """{path: identity} when rank-1 identification can run (dlib descriptors, 2+ identities), else None."""
-    if opt.lr_input or evaluator is None or not evaluator.tar_algo:
+    if opt.lr_input or face_metrics is None or not face_metrics.tar_algo:
         if opt.identities:
             warn(PROG, "rank-1 identification off: it needs HR mode and the TAR algorithm's dlib descriptors")
         return None

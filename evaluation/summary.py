@@ -12,9 +12,9 @@ def mean_keys(with_brisque):
     return METRIC_KEYS + (brisque.KEYS if with_brisque else ())
 
 
-def csv_columns(with_brisque, evaluator):
-    """The metrics columns of metrics.csv: the averaged ones, then the face evaluator's per-face ones."""
-    return mean_keys(with_brisque) + (evaluator.per_image_keys if evaluator is not None else ())
+def csv_columns(with_brisque, face_metrics):
+    """The metrics columns of metrics.csv: the averaged ones, then the FaceMetrics' per-face ones."""
+    return mean_keys(with_brisque) + (face_metrics.per_image_keys if face_metrics is not None else ())
 
 
 def identities_and_hits(face_run, identity_of):
@@ -26,7 +26,7 @@ def identities_and_hits(face_run, identity_of):
     return labels, identification_hits(face_run.rows, labels)
 
 
-def summarise(opt, face_run, model, evaluator, with_brisque, labels=None, hits=None):
+def summarise(opt, face_run, model, face_metrics, with_brisque, labels=None, hits=None):
     """summary.json's content for the faces of `face_run` (evaluation.faces.FaceRun) measured by `model`."""
     processed, generator_seconds = face_run.processed, face_run.generator_seconds
     summary = {"images": processed, "skipped": len(face_run.skipped),
@@ -42,8 +42,8 @@ def summarise(opt, face_run, model, evaluator, with_brisque, labels=None, hits=N
         means = {k: finite_mean([row[k] for row in rows]) for k in mean_keys(with_brisque)}
         summary.update({k: value for k, (value, _) in means.items()})
         summary["left_out_of_means"] = {k: n for k, (_, n) in means.items() if n}
-        if evaluator is not None:
-            summary.update(evaluator.summary(rows))
+        if face_metrics is not None:
+            summary.update(face_metrics.summary(rows))
         if labels is not None:
             summary.update(identification_summary(hits, labels))
         summary["intervals"] = intervals.summary(rows, labels, hits)

@@ -21,9 +21,8 @@ import math
 import cv2
 import numpy as np
 
-from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME, SCALE
+from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME, LR_SIZE, SCALE
 
-INPUT = FRAME // SCALE     # the generator's input side (16)
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # image left/right
 # Mean MTCNN landmarks of the training frame, in the 128x128 frame (x, y), pixel-centre
 # coordinates, order of LANDMARK_NAMES ("left" = image left): `python -m scripts.derive_template`
@@ -131,7 +130,7 @@ def input_crop(photo, matrix, grow=1.25):
     generator's 8n x 8n output (input pixel i covers output pixels 8i..8i+7).
     Pixels beyond the photo's edge repeat the edge.
     """
-    n = max(INPUT, math.ceil(frame_side(matrix) * grow - 1e-6))
+    n = max(LR_SIZE, math.ceil(frame_side(matrix) * grow - 1e-6))
     centre = invert(matrix) @ np.array([(FRAME - 1) / 2, (FRAME - 1) / 2, 1.0])
     x0, y0 = (int(round(c - (n - 1) / 2)) for c in centre)
     crop = cv2.warpAffine(photo, np.array([[1.0, 0, -x0], [0, 1.0, -y0]]), (n, n), flags=cv2.INTER_NEAREST,

@@ -13,7 +13,7 @@ import numpy as np
 
 from metrics.evaluator import BICUBIC_PREFIX
 
-# per_image() row keys of the dlib descriptors (IdentityEvaluator with tar_algo)
+# per_image() row keys of the dlib descriptors (FaceMetrics with tar_algo)
 DESCRIPTOR_KEYS = {"": "desc_algo", BICUBIC_PREFIX: BICUBIC_PREFIX + "desc_algo", "hr_": "hr_desc_algo"}
 SUMMARY_KEYS = ("rank1", "bicubic_rank1", "hr_rank1", "identities")
 # metrics.csv: a face's identity, and per probe (SR, bicubic, HR) 1 if identified: "rank1" + HIT_SUFFIX, ...

@@ -34,7 +34,7 @@ from deploy import export
 from deploy.int8 import cpu_flags
 from metrics.quality import psnr
 from models import Discriminator, build_generator, identity, load_generator, save_generator
-from models.checkpoint import GENERATOR_FILE, _named_layers
+from models.checkpoint import GENERATOR_FILE, named_layers
 from options.train_options import TrainOptions
 from training.trainer import Trainer
 from utils import describe_device, to_uint8
@@ -141,7 +141,7 @@ def generator_gflop(generator, lr_size):
             return out
         return original, call
 
-    convs = [x for x in _named_layers(generator) if isinstance(x, (layers.Conv2D, layers.Conv2DTranspose))]
+    convs = [x for x in named_layers(generator) if isinstance(x, (layers.Conv2D, layers.Conv2DTranspose))]
     originals = []
     for layer in convs:
         original, call = record(layer)

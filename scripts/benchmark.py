@@ -31,6 +31,7 @@ ctx.results["name"] = rows and the markdown a table with COLUMNS.
 import argparse
 import os
 
+from data.constants import LR_SIZE
 from utils import fail, start_tensorflow
 
 DEFAULT_OUTPUT = os.path.join("bench", "benchmark.json")
@@ -49,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--paths", default=",".join(PATHS), help=f"comma list of {', '.join(PATHS)}")
     p.add_argument("--sections", default=None, help="comma list of sections to run (default: all)")
     p.add_argument("--batch_sizes", default="1,16", help="comma list of batch sizes")
-    p.add_argument("--lr_size", type=int, default=16, help="LR side (the generator is 8x)")
+    p.add_argument("--lr_size", type=int, default=LR_SIZE, help="LR side (the generator is 8x)")
     p.add_argument("--matmul_size", type=int, default=4096)
     p.add_argument("--seconds", type=float, default=None,
                    help="timing window per path and batch size (default 10, quick 2)")

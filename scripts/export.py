@@ -12,6 +12,7 @@ for latency); deploy.export.TFLiteInference runs any batch in chunks of it.
 import argparse
 import os
 
+from data.constants import LR_SIZE
 from utils import fail, start_tensorflow
 
 
@@ -23,7 +24,7 @@ def parse_args(argv=None):
     p.add_argument("--int8", action="store_true", help="also write the int8 TFLite model")
     p.add_argument("--representative_path", default=os.path.join("datasets", "train"),
                    help="face images that calibrate the int8 model (default datasets/train)")
-    p.add_argument("--lr_size", type=int, default=16, help="LR input side of the TFLite models")
+    p.add_argument("--lr_size", type=int, default=LR_SIZE, help="LR input side of the TFLite models")
     p.add_argument("--batch_size", type=int, default=1, help="fixed batch size of the TFLite models")
     p.add_argument("--no_saved_model", action="store_true", help="write the TFLite files only")
     args = p.parse_args(argv)

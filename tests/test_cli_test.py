@@ -210,7 +210,7 @@ def test_optional_metrics_that_cannot_run_are_one_informational_line(monkeypatch
     absent = tmp_path / "facenet.h5"
     opt = TestOptions().parse(["--gpu_ids", "-1", "--test_path", TEST_IMAGES, "--id_weights", str(absent)])
     off = {}
-    evaluator = setup.face_evaluator(opt, off)
+    evaluator = setup.face_metrics_for(opt, off)
     assert (evaluator.fr, evaluator.vif, evaluator.tar_algo, evaluator.tar_net) == (False, True, False, False)
     assert setup.brisque_on(opt, off) is False
     assert capsys.readouterr().err == ""  # nothing printed on the way: one line, by main

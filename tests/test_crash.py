@@ -21,12 +21,12 @@ SAVE_EVERY = 3  # not a multiple of the 2 iterations of an epoch: resumes start 
 
 
 def start(folder, resume, pause=None):
-    """train.py in the background; with `pause` (a folder) each save halts halfway (run_state.pause_for_tests)."""
-    args = [sys.executable, "train.py", *TINY, "--checkpoint_path", str(folder), "--niter", str(NITER),
+    """train.py in the background; with `pause` (a folder) each save halts halfway (tests/save_pause.py)."""
+    program = ["tests/save_pause.py", str(pause)] if pause else ["train.py"]
+    args = [sys.executable, *program, *TINY, "--checkpoint_path", str(folder), "--niter", str(NITER),
             "--save_iter_freq", str(SAVE_EVERY), "--val_iter_freq", "0", "--save_epoch_freq", "0",
             "--max_to_keep", "2"]
-    env = dict(os.environ, EIPNET_TEST_SAVE_PAUSE=str(pause)) if pause else None
-    return subprocess.Popen(args + (["--continue_train"] if resume else []), cwd=ROOT, env=env,
+    return subprocess.Popen(args + (["--continue_train"] if resume else []), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -105,9 +105,10 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
 def test_a_second_ctrl_c_stops_at_once(tmp_path):
     pause = tmp_path / "pause"
     pause.mkdir()
-    proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--checkpoint_path", str(tmp_path), "--niter",
-                             "500", "--save_iter_freq", "0", "--save_epoch_freq", "0", "--val_iter_freq", "0"],
-                            cwd=ROOT, env=dict(os.environ, EIPNET_TEST_SAVE_PAUSE=str(pause)),
+    proc = subprocess.Popen([sys.executable, "tests/save_pause.py", str(pause), *TINY, "--checkpoint_path",
+                             str(tmp_path), "--niter", "500", "--save_iter_freq", "0", "--save_epoch_freq", "0",
+                             "--val_iter_freq", "0"],
+                            cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         log = tmp_path / "experiment" / "loss_log.txt"

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -31,21 +30,6 @@ def truncate_logs(folder, iteration):
         kept = [line for line in lines if not (key(line) and int(key(line).group(1)) > iteration)]
         if len(kept) != len(lines):
             atomic_write_text(path, "".join(kept))
-
-
-def pause_for_tests(iteration):
-    """Test-only (EIPNET_TEST_SAVE_PAUSE=FOLDER): hold the save of `iteration` halfway until FOLDER/saving-N goes.
-
-    The checkpoint is written and recorded, the generator not yet exported: a test kills or
-    signals the run at that known point instead of racing a save with a timer.
-    """
-    folder = os.environ.get("EIPNET_TEST_SAVE_PAUSE")
-    if not folder:
-        return
-    marker = os.path.join(folder, f"saving-{iteration}")
-    open(marker, "w").close()
-    while os.path.exists(marker):
-        time.sleep(0.01)
 
 
 def resume_args(argv):
@@ -212,7 +196,6 @@ class RunState:
         # checkpoint (killed before the export below, which must still happen)
         if not (self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{iteration}")):
             self.manager.save(checkpoint_number=iteration)
-            pause_for_tests(iteration)
         with atomic_path(os.path.join(self.folder, "generator.weights.h5"), suffix=".weights.h5") as tmp:
             save_generator(self.step.generator, tmp)
         return self.manager.latest_checkpoint
