@@ -20,3 +20,5 @@ FACENET_DIMENSIONS = 128
 # what scripts/prepare_faces.py writes beside the faces: its log of photos done, its report
 PREPARE_FACES_LOG = "prepare_faces.jsonl"
 PREPARE_FACES_REPORT = "prepare_faces_report.json"
+# test.py's per-face metrics table in its output folder (read back by scripts.compare_runs and identity_study)
+METRICS_CSV = "metrics.csv"

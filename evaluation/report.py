@@ -8,10 +8,10 @@ import json
 import math
 import os
 
+from data.constants import METRICS_CSV
 from metrics.identification import HIT_SUFFIX, IDENTITY_COLUMN
 
 SUMMARY = "summary.json"
-METRICS = "metrics.csv"
 
 
 def json_value(value):
@@ -37,7 +37,7 @@ def write_metrics_csv(out_dir, rows, columns, labels=None, hits=None):
     """metrics.csv in out_dir: one row per face, its name, `columns` of its metrics row, and with identities
     its identity and rank-1 hits."""
     hit_keys = tuple(hits) if hits is not None else ()
-    with open(os.path.join(out_dir, METRICS), "w", newline="", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, METRICS_CSV), "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(("name",) + columns + ((IDENTITY_COLUMN,) + tuple(k + HIT_SUFFIX for k in hit_keys)
                                                if labels is not None else ()))

@@ -177,3 +177,53 @@ def test_the_input_size_has_one_home():
                   and any(k.arg == "default" and isinstance(k.value, ast.Constant) for k in node.keywords)):
                 spelled.append(f"{os.path.relpath(path, ROOT)}:{node.lineno} --lr_size")
     assert not spelled, spelled
+
+
+def is_entry_point(module):
+    return module in ("train", "test", "demo") or module == "scripts" or module.startswith("scripts.")
+
+
+def test_no_library_module_imports_an_entry_point():
+    """Entry points (train.py, test.py, demo.py, scripts/) parse, start TensorFlow and call the library; never
+    the other way round."""
+    found = []
+    for path in product_files():
+        rel = os.path.relpath(path, ROOT)
+        if rel in ("train.py", "test.py", "demo.py") or rel.startswith("scripts" + os.sep):
+            continue
+        found += [f"{rel}: {name}" for name in imported_modules(parsed(path)) if is_entry_point(name)]
+    assert not found, found
+
+
+def entry_point_uses(tree):
+    """What a test takes from the entry points it imports, other than their `main`."""
+    found, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and is_entry_point(node.module):
+            for alias in node.names:
+                if node.module == "scripts":   # from scripts import x [as y]: a module
+                    aliases[alias.asname or alias.name] = f"scripts.{alias.name}"
+                elif alias.name != "main":
+                    found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if is_entry_point(alias.name):
+                    aliases[alias.asname or alias.name] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in aliases:
+            parent = getattr(node, "parent", None)
+            if not (isinstance(parent, ast.Attribute) and parent.attr == "main"):
+                found.append(f"line {node.lineno}: {aliases[node.id]} used other than for its main")
+    return found
+
+
+def test_a_test_imports_an_entry_point_only_to_call_its_main():
+    found = {}
+    for path in glob.glob(os.path.join(ROOT, "tests", "*.py")):
+        tree = parsed(path)
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                child.parent = node
+        if uses := entry_point_uses(tree):
+            found[os.path.relpath(path, ROOT)] = uses
+    assert found == {}
