@@ -292,7 +292,7 @@ class IdentityNetwork:
       standardization: "prewhiten", "fixed" or None (by embedding size).
       download: allow keras-facenet to try downloading the 512-d model when it
         is not cached (default: `ALLOW_DOWNLOAD`).
-      pretrained: False builds randomly initialised weights (tests only);
+      pretrained: False builds randomly initialised weights (tests, the benchmark's FLOP counts);
         `dimensions` then sets the embedding size.
     """
 
