@@ -283,3 +283,21 @@ def test_val_path_validates_on_other_people(tmp_path):
     empty.mkdir()
     with pytest.raises(TrainingError, match="^validation: no images"):  # train.main prints it as one line
         Trainer(options(tmp_path / "empty_val", "--val_path", str(empty))).log.load_validation()
+
+
+def test_trains_from_shards_on_another_filesystem(tmp_path):
+    """--train_path as a glob of shards on ram:// (in memory, no network): the run trains and saves as from a folder."""
+    from data.storage import write_shards
+
+    ram, faces = "ram://test_train", os.path.join(ROOT, "datasets", "train")
+    for name in os.listdir(faces):
+        tf.io.gfile.copy(os.path.join(faces, name), f"{ram}/faces/{name}")
+    shards, _ = write_shards(f"{ram}/faces", f"{ram}/shards/faces", shard_mb=0.01, progress=False)
+    assert len(shards) > 1
+    trainer = run(tmp_path, "--train_path", f"{ram}/shards/faces-*.tfrecord", "--cache_memory_mb", "0",
+                  "--niter", "2", "--val_iter_freq", "0")
+    assert trainer.data.shards == shards and not trainer.data.cached
+    folder = tmp_path / "experiment"
+    assert (folder / "generator.weights.h5").is_file()
+    logged = re.findall(r"iters: (\d+)", (folder / "loss_log.txt").read_text())
+    assert [int(i) for i in logged] == [1, 2]
