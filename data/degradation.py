@@ -74,8 +74,8 @@ def match_input(sr, lr):
     is off its input by a smooth colour and brightness error. That difference,
     upscaled bicubically, is added back (one back-projection step, Irani and
     Peleg 1991): detail finer than the input's pixels is the generator's, the
-    rest the input's. On 450 unseen faces it raised every face's PSNR
-    (+1.43 -> +1.57 dB over bicubic, docs/evaluation.md).
+    rest the input's. On the unseen faces of docs/evaluation.md it raised
+    every face's PSNR.
     """
     sr = np.asarray(sr, np.float32)
     residual = np.asarray(lr, np.float32) - cv2.resize(sr, lr.shape[1::-1], interpolation=cv2.INTER_AREA)

@@ -37,10 +37,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from data.constants import FRAME
+from data.constants import FRAME, LR_SIZE, SCALE
 from data.degradation import degrade
 from data.images import ImageReadError, list_images, prepare_hr, read_image
-from models.checkpoint import CheckpointError, first_lines
+from models.checkpoint import CheckpointError, first_lines, load_generator
 
 SAVED_MODEL_PB = "saved_model.pb"
 TFLITE_EXTENSION = ".tflite"
@@ -119,7 +119,7 @@ class SavedModelInference:
     name = "savedmodel"
     precision = "float32"
 
-    def __init__(self, path, lr_size=16, output_nc=3, edges=True):
+    def __init__(self, path, lr_size=LR_SIZE, output_nc=3, edges=True):
         if not os.path.isfile(os.path.join(path, SAVED_MODEL_PB)):
             raise ExportError(f"{path} is not a SavedModel folder (no {SAVED_MODEL_PB})")
         try:
@@ -170,7 +170,7 @@ def _converter(generator, lr_size, batch_size=1):
     return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
 
 
-def tflite_bytes(generator, quantization="float32", representative=None, lr_size=16, batch_size=1,
+def tflite_bytes(generator, quantization="float32", representative=None, lr_size=LR_SIZE, batch_size=1,
                  float_ops=INT8_FLOAT_OPS):
     """The .tflite flatbuffer of `generator` with a quantisation of QUANTIZATIONS.
 
@@ -226,7 +226,7 @@ def _int8_bytes(converter, representative, lr_size, batch_size, float_ops):
         return debugger.get_nondebug_quantized_model()
 
 
-def export_tflite(generator, path, quantization="float32", representative=None, lr_size=16, batch_size=1):
+def export_tflite(generator, path, quantization="float32", representative=None, lr_size=LR_SIZE, batch_size=1):
     """Write a .tflite file with a quantisation of QUANTIZATIONS ("int8" needs `representative`).
 
     `representative` is an array of float32 LR faces [N, lr_size, lr_size, 3]
@@ -270,7 +270,7 @@ class TFLiteInference:
 
     name = "tflite"
 
-    def __init__(self, path=None, lr_size=16, output_nc=3, num_threads=None, content=None):
+    def __init__(self, path=None, lr_size=LR_SIZE, output_nc=3, num_threads=None, content=None):
         if content is None:
             if not os.path.isfile(path):
                 raise ExportError(f"no TFLite file at {path}")
@@ -318,7 +318,7 @@ class TFLiteInference:
             self._allocated = shape
 
 
-def load_exported(path, lr_size=16, output_nc=3):
+def load_exported(path, lr_size=LR_SIZE, output_nc=3):
     """A SavedModelInference or TFLiteInference for an exported file or folder."""
     backend = exported_backend(path)
     if backend is None:
@@ -336,3 +336,23 @@ def exported_backend(path):
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, SAVED_MODEL_PB)):
         return SavedModelInference
     return None
+
+
+def export_files(weight_path, output, int8=False, representative_path=None, lr_size=LR_SIZE, batch_size=1,
+                 saved_model=True):
+    """scripts/export.py's files: the SavedModel (`saved_model`), the float32 TFLite model and, with `int8`,
+    the int8 one calibrated on the faces of `representative_path`, into the folder `output`; returns their paths."""
+    representative = None
+    if int8:  # read the faces first: a bad folder fails before the slow steps
+        representative = representative_faces(representative_path, load_size=SCALE * lr_size)
+    generator = load_generator(weight_path, lr_size=lr_size)
+    os.makedirs(output, exist_ok=True)
+    written = []
+    if saved_model:
+        written.append(export_saved_model(generator, os.path.join(output, SAVED_MODEL_DIR)))
+    written.append(export_tflite(generator, os.path.join(output, TFLITE_FILES["float32"]),
+                                 lr_size=lr_size, batch_size=batch_size))
+    if int8:
+        written.append(export_tflite(generator, os.path.join(output, TFLITE_FILES["int8"]), "int8",
+                                     representative=representative, lr_size=lr_size, batch_size=batch_size))
+    return written

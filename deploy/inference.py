@@ -8,6 +8,7 @@ backend whose exported graph does not return them.
 """
 import tensorflow as tf
 
+from data.constants import LR_SIZE
 from deploy.export import exported_backend
 from models.checkpoint import CheckpointError, load_generator
 
@@ -17,7 +18,7 @@ class KerasInference:
 
     name = "keras"
 
-    def __init__(self, path, lr_size=16, output_nc=3, policy=None):
+    def __init__(self, path, lr_size=LR_SIZE, output_nc=3, policy=None):
         self.generator = load_generator(path, lr_size=lr_size, output_nc=output_nc, policy=policy)
         self.precision = self.generator.dtype_policy.name
         # One trace serves every batch size and LR size.
@@ -34,7 +35,7 @@ def backend_for(path):
     return exported_backend(path) or KerasInference
 
 
-def load_inference(path, lr_size=16, output_nc=3, policy=None):
+def load_inference(path, lr_size=LR_SIZE, output_nc=3, policy=None):
     """A ready inference object for the weights at `path`; raises CheckpointError.
 
     `policy` (a Keras dtype policy, e.g. mixed_float16) applies to Keras

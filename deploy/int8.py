@@ -19,10 +19,10 @@ import os
 
 import tensorflow as tf
 
-from data.constants import SCALE
+from data.constants import LR_SIZE, SCALE
 from data.images import list_images
 from deploy.export import ExportError, TFLiteInference, exported_backend, representative_faces, tflite_bytes
-from models.checkpoint import CheckpointError, _resolve, load_generator
+from models.checkpoint import CheckpointError, load_generator, resolve_weights
 from utils import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +58,7 @@ def lacks_vnni(cpuinfo="/proc/cpuinfo"):
 
 def weight_files(path):
     """The files holding the generator weights `path` names (a .h5 file, or a checkpoint's index and shards)."""
-    kind, resolved = _resolve(path)
+    kind, resolved = resolve_weights(path)
     if kind == "h5":
         return [resolved]
     return [resolved + ".index"] + sorted(glob.glob(glob.escape(resolved) + ".data-*"))
@@ -77,7 +77,7 @@ def cache_key(files, calibration_files, lr_size, batch_size):
     return digest.hexdigest()
 
 
-def int8_inference(weight_path, lr_size=16, batch_size=1, calibration=CALIBRATION_FACES, log=None):
+def int8_inference(weight_path, lr_size=LR_SIZE, batch_size=1, calibration=CALIBRATION_FACES, log=None):
     """A TFLiteInference of the int8 model of `weight_path`, exported now unless cached.
 
     `log(message)` hears where the model comes from. Raises CheckpointError

@@ -1,6 +1,6 @@
 """test.py's per-image evaluation: the paper's metrics of every face, on every core, overlapped with the generator.
 
-`IdentityEvaluator` computes a face's FR-PSNR/FR-SSIM (metrics.face), VIF
+`FaceMetrics` computes a face's FR-PSNR/FR-SSIM (metrics.face), VIF
 (metrics.vif) and identity distances (metrics.identity), and over a test set
 their means and eq. 12's TARs. Keys written to metrics.csv / summary.json (TAR
 in percent), each also with a ``bicubic_`` prefix for the bicubic baseline:
@@ -66,7 +66,7 @@ def _nanmean(values):
     return float(np.mean(v)) if v.size else float("nan")
 
 
-class IdentityEvaluator:
+class FaceMetrics:
     """Per-image FR-PSNR/FR-SSIM, VIF and identity distances; summary with TARs.
 
     Flags choose the metrics; missing dependencies of a requested metric raise
@@ -200,11 +200,11 @@ class IdentityEvaluator:
         return {k: out[k] for k in self.summary_keys}
 
 
-def evaluate_face(sr, bicubic, hr, png_paths, faces=None, brisque=False):
+def evaluate_face(sr, bicubic, hr, png_paths, face_metrics=None, brisque=False):
     """Write a face's SR and bicubic PNGs; return its metrics row, or None without an HR.
 
     Every per-image metric but FaceNet's distances is computed here: a new one
-    is one more `row.update(...)`. `faces`: an IdentityEvaluator (its local_row);
+    is one more `row.update(...)`. `face_metrics`: a FaceMetrics (its local_row);
     `brisque`: whether to score SR and bicubic with BRISQUE.
     """
     for path, image in zip(png_paths, (sr, bicubic)):
@@ -214,33 +214,33 @@ def evaluate_face(sr, bicubic, hr, png_paths, faces=None, brisque=False):
     row = {**quality(sr, hr), "bicubic_psnr": psnr(bicubic, hr), "bicubic_ssim": ssim(bicubic, hr)}
     if brisque:
         row.update(brisque_per_image(sr, bicubic))
-    if faces is not None:
-        row.update(faces.local_row(sr, bicubic, hr))
+    if face_metrics is not None:
+        row.update(face_metrics.local_row(sr, bicubic, hr))
     return row
 
 
-_worker_faces = None
+_worker_face_metrics = None
 _worker_brisque = False
 
 
 def _start_worker(flags, tool_settings, brisque):
-    global _worker_faces, _worker_brisque
+    global _worker_face_metrics, _worker_brisque
     _worker_brisque = brisque
     if any(flags.values()):
         tools = FaceTools(**tool_settings) if (flags["fr"] or flags["tar_algo"]) else None
-        _worker_faces = IdentityEvaluator(**flags, tar_net=False, face_tools=tools)
+        _worker_face_metrics = FaceMetrics(**flags, tar_net=False, face_tools=tools)
 
 
 def _worker_evaluate(args):
-    return evaluate_face(*args, faces=_worker_faces, brisque=_worker_brisque)
+    return evaluate_face(*args, face_metrics=_worker_face_metrics, brisque=_worker_brisque)
 
 
-def _worker_flags(identity):
+def _worker_flags(face_metrics):
     flags = {"fr": False, "vif": False, "tar_algo": False}
     settings = {}
-    if identity is not None:
-        flags = {k: getattr(identity, k) for k in flags}
-        tools = identity.face_tools
+    if face_metrics is not None:
+        flags = {k: getattr(face_metrics, k) for k in flags}
+        tools = face_metrics.face_tools
         if tools is not None:
             settings = {"upsample": tools.upsample, "landmarks": tools.landmarks, "num_jitters": tools.num_jitters}
     return flags, settings
@@ -250,9 +250,10 @@ def _worker_flags(identity):
 def _without_main_script():
     """Processes spawned in this block start with an empty __main__.
 
-    A spawned process re-runs the parent's __main__ script before its task. The caller is an entry
-    point that starts TensorFlow at its top, which the workers never use: on two cores that doubled
-    the time of test.py on the sample faces. Process.start() reads __main__ synchronously.
+    A spawned process re-runs the parent's __main__ script before its task, and the workers need
+    none of what a caller's script imports (a test runner's, a notebook's): on two cores that
+    doubled the time of test.py on the sample faces when test.py started TensorFlow at its top.
+    Process.start() reads __main__ synchronously.
     """
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
@@ -265,7 +266,7 @@ def _without_main_script():
 class Evaluation:
     """Rows of per-image metrics, computed as faces are added and returned in the order added.
 
-    `identity`: the run's IdentityEvaluator (paper metrics) or None;
+    `face_metrics`: the run's FaceMetrics (the paper's face metrics) or None;
     `workers`: processes for `evaluate_face` (1: in the caller);
     `brisque`: whether the rows hold BRISQUE scores.
     `add()` returns at once unless the workers are BACKLOG_PER_WORKER faces
@@ -273,8 +274,8 @@ class Evaluation:
     call (progress bars); `finish()` waits for everything and returns the rows.
     """
 
-    def __init__(self, workers=1, identity=None, brisque=False):
-        self.identity = identity
+    def __init__(self, workers=1, face_metrics=None, brisque=False):
+        self.face_metrics = face_metrics
         self.brisque = brisque
         self.workers = max(1, int(workers))
         self._rows, self._net = {}, []
@@ -284,7 +285,7 @@ class Evaluation:
             with _without_main_script():
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_start_worker,
-                                                 initargs=(*_worker_flags(identity), brisque))
+                                                 initargs=(*_worker_flags(face_metrics), brisque))
                 # Start every worker now (they spawn on demand), so that loading dlib's models overlaps
                 # with the generator's first batch.
                 for _ in range(self.workers):
@@ -292,13 +293,13 @@ class Evaluation:
 
     @property
     def _net_on(self):
-        return self.identity is not None and self.identity.tar_net
+        return self.face_metrics is not None and self.face_metrics.tar_net
 
     def add(self, sr, bicubic, hr, png_paths):
         """Queue one face (uint8 SR, bicubic, HR or None, and the two PNG paths)."""
         index, self._count = self._count, self._count + 1
         if self._pool is None:
-            self._store(index, evaluate_face(sr, bicubic, hr, png_paths, self.identity, self.brisque))
+            self._store(index, evaluate_face(sr, bicubic, hr, png_paths, self.face_metrics, self.brisque))
         else:
             while len(self._pending) >= BACKLOG_PER_WORKER * self.workers:
                 self._collect(wait(self._pending, return_when=FIRST_COMPLETED).done)
@@ -347,7 +348,7 @@ class Evaluation:
     def _embed(self):
         indices, srs, bicubics, hrs = zip(*self._net)
         self._net = []
-        for index, values in zip(indices, self.identity.net_rows(srs, bicubics, hrs)):
+        for index, values in zip(indices, self.face_metrics.net_rows(srs, bicubics, hrs)):
             self._rows[index] = {**self._rows.get(index, {}), **values}
 
 

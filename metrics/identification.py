@@ -6,14 +6,14 @@ to any photo of anyone else: each probe's dlib descriptor (SR, bicubic, or the
 HR itself) is matched against the HR descriptors of every *other* evaluated
 face, and the nearest one's identity is the answer. Percent correct over all
 evaluated faces; a face whose HR has no detected face (no descriptor) counts as
-a miss, as in eq. 12. Identities come from scripts.identity_roc.face_labels
+a miss, as in eq. 12. Identities come from metrics.identity_roc.face_labels
 (an identities file, else the parent folder's name).
 """
 import numpy as np
 
 from metrics.evaluator import BICUBIC_PREFIX
 
-# per_image() row keys of the dlib descriptors (IdentityEvaluator with tar_algo)
+# per_image() row keys of the dlib descriptors (FaceMetrics with tar_algo)
 DESCRIPTOR_KEYS = {"": "desc_algo", BICUBIC_PREFIX: BICUBIC_PREFIX + "desc_algo", "hr_": "hr_desc_algo"}
 SUMMARY_KEYS = ("rank1", "bicubic_rank1", "hr_rank1", "identities")
 # metrics.csv: a face's identity, and per probe (SR, bicubic, HR) 1 if identified: "rank1" + HIT_SUFFIX, ...

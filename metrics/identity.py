@@ -13,7 +13,7 @@ counts as not accepted.
 * "network" (Table 7, [18]): FaceNet embeddings from models.identity, squared
   L2 distance of L2-normalised embeddings, d in NET_THRESHOLDS = (0.02, 0.04).
 
-test.py's evaluator (metrics.evaluator.IdentityEvaluator) and
+test.py's evaluator (metrics.evaluator.FaceMetrics) and
 scripts/identity_roc.py (which checks the thresholds) both measure with these.
 """
 import numpy as np

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
 
+from data.constants import LR_SIZE
 from models.generator import build_generator
 from utils import atomic_path
 
@@ -36,7 +37,7 @@ class CheckpointError(ValueError):
 def tf1_variable_map(generator):
     """TF1 variable name -> Keras variable of `generator` (built)."""
     by_name = {}
-    for layer in _named_layers(generator):
+    for layer in named_layers(generator):
         if layer.name in TF1_CONVS:
             by_name[f"generator/{layer.name}/w"] = layer.kernel
             by_name[f"generator/{layer.name}/b"] = layer.bias
@@ -46,7 +47,8 @@ def tf1_variable_map(generator):
     return by_name
 
 
-def _named_layers(model):
+def named_layers(model):
+    """Every layer inside `model`, nested ones too (not the model itself)."""
     for layer in model._flatten_layers(include_self=False, recursive=True):
         yield layer
 
@@ -55,8 +57,9 @@ def _is_checkpoint_prefix(path):
     return tf.io.gfile.exists(path + ".index")
 
 
-def _resolve(path):
-    """(kind, concrete path) for a file, a checkpoint prefix or a folder."""
+def resolve_weights(path):
+    """(kind: "h5" or "prefix", concrete path) of the generator weights at `path`: a file, a checkpoint
+    prefix or a folder holding one."""
     if os.path.isfile(path) and path.endswith(".h5"):
         return "h5", path
     if _is_checkpoint_prefix(path):
@@ -85,9 +88,9 @@ def _resolve(path):
     raise CheckpointError(f"no checkpoint at {path}")
 
 
-def load_generator(path, lr_size=16, output_nc=3, policy=None):
+def load_generator(path, lr_size=LR_SIZE, output_nc=3, policy=None):
     """A ready generator with the weights at `path` (any supported format), built under Keras `policy`."""
-    kind, resolved = _resolve(path)
+    kind, resolved = resolve_weights(path)
     generator = build_generator(lr_size, output_nc, policy)
     try:
         if kind == "h5":

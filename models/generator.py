@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from data.constants import LR_SIZE
+
 # Average-pool kernel of the edge block after each 2x upsampling (paper 3.1).
 EDGE_POOL_SIZES = (5, 7, 10)
 # --mixed_precision's Keras policy (GPUs with float16 tensor cores).
@@ -97,7 +99,7 @@ class Generator(keras.Model):
         return self.rgb(x), edge_32, edge_64, edge_128
 
 
-def build_generator(lr_size=16, output_nc=3, policy=None):
+def build_generator(lr_size=LR_SIZE, output_nc=3, policy=None):
     """A generator with its variables created (weights can then be loaded).
 
     `policy`: a Keras dtype policy such as MIXED_POLICY; the weights stay float32 under any.

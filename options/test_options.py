@@ -58,9 +58,9 @@ class TestOptions(BaseOptions):
                             help="FaceNet weights (.weights.h5 or Keras 2 .h5) for TAR 'network'; default: the "
                                  "cached keras-facenet model, else `python -m scripts.get_facenet_weights`'s file")
         parser.add_argument("--int8", action="store_true",
-                            help="run the int8 TFLite generator (faster on CPUs with VNNI), exported from "
-                                 "--weight_path on first use and cached under ~/.cache/eipnet-tf2/int8 by the "
-                                 "weights' content hash; its fixed batch size is --batchSize")
+                            help="run the int8 TFLite generator (made for CPUs with VNNI: docs/deployment.md), "
+                                 "exported from --weight_path on first use and cached under ~/.cache/eipnet-tf2/int8 "
+                                 "by the weights' content hash; its fixed batch size is --batchSize")
         parser.add_argument("--workers", type=int, default=None,
                             help="processes that compute the per-image metrics and write the images while the "
                                  "generator runs (default: every core); 1 computes them in order in the main "
@@ -78,8 +78,9 @@ class TestOptions(BaseOptions):
                             help="with --real_world: faces whose detected box is smaller (px) are left as bicubic "
                                  "and counted (0: every face found is worth super-resolving, docs/evaluation.md)")
         parser.add_argument("--force_large", action="store_true",
-                            help="with --real_world: also super-resolve faces whose frame is over data.photo.MAX_FRAME "
-                                 "photo px (96; larger faces are left as bicubic: not measured, and slow)")
+                            help="with --real_world: also super-resolve faces whose frame is over "
+                                 "faces.photo.MAX_FRAME photo px (96), which are otherwise left as bicubic "
+                                 "(docs/evaluation.md)")
         return parser
 
     def validate(self, opt, parser):

@@ -51,8 +51,8 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--lambda_yuv", type=float, default=1.0,
                             help="weight of the luminance-chrominance loss L_lc (the code used 1)")
         parser.add_argument("--lambda_id", type=float, default=15.0,
-                            help="weight of the FaceNet identity loss L_id (0: off, no FaceNet needed); "
-                                 "15 puts its gradient at ~5-10%% of the pixel terms' (docs/training.md)")
+                            help="weight of the FaceNet identity loss L_id (0: off, no FaceNet needed; how it was "
+                                 "chosen: docs/training.md)")
         parser.add_argument("--id_weights", default=None,
                             help="FaceNet weights (.h5); default: keras-facenet's cache, then the file "
                                  "`python -m scripts.get_facenet_weights` writes")

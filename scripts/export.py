@@ -12,7 +12,7 @@ for latency); deploy.export.TFLiteInference runs any batch in chunks of it.
 import argparse
 import os
 
-from data.constants import SCALE
+from data.constants import LR_SIZE
 from utils import fail, start_tensorflow
 
 
@@ -24,7 +24,7 @@ def parse_args(argv=None):
     p.add_argument("--int8", action="store_true", help="also write the int8 TFLite model")
     p.add_argument("--representative_path", default=os.path.join("datasets", "train"),
                    help="face images that calibrate the int8 model (default datasets/train)")
-    p.add_argument("--lr_size", type=int, default=16, help="LR input side of the TFLite models")
+    p.add_argument("--lr_size", type=int, default=LR_SIZE, help="LR input side of the TFLite models")
     p.add_argument("--batch_size", type=int, default=1, help="fixed batch size of the TFLite models")
     p.add_argument("--no_saved_model", action="store_true", help="write the TFLite files only")
     args = p.parse_args(argv)
@@ -33,34 +33,18 @@ def parse_args(argv=None):
     return args
 
 
-if __name__ == "__main__":
-    ARGS = parse_args()  # --help and usage errors answer before TensorFlow loads
-start_tensorflow()
-
-from deploy.export import SAVED_MODEL_DIR, TFLITE_FILES, export_saved_model, export_tflite, representative_faces
-from models.checkpoint import first_lines, load_generator
-
-
 def main(argv=None):
-    return export(parse_args(argv))
+    """Parse `argv` (sys.argv's if None), start TensorFlow, write the files; returns their paths.
 
+    A bad input raises ValueError (CheckpointError, ExportError) or OSError.
+    """
+    args = parse_args(argv)
+    start_tensorflow()
+    from deploy.export import export_files
 
-def export(args):
-    """Write the files `args` asks for; returns their paths."""
-    representative = None
-    if args.int8:  # read the faces first: a bad folder fails before the slow steps
-        representative = representative_faces(args.representative_path, load_size=SCALE * args.lr_size)
-    generator = load_generator(args.weight_path, lr_size=args.lr_size)
-    os.makedirs(args.output, exist_ok=True)
-    written = []
-    if not args.no_saved_model:
-        written.append(export_saved_model(generator, os.path.join(args.output, SAVED_MODEL_DIR)))
-    written.append(export_tflite(generator, os.path.join(args.output, TFLITE_FILES["float32"]),
-                                 lr_size=args.lr_size, batch_size=args.batch_size))
-    if args.int8:
-        written.append(export_tflite(generator, os.path.join(args.output, TFLITE_FILES["int8"]), "int8",
-                                     representative=representative, lr_size=args.lr_size,
-                                     batch_size=args.batch_size))
+    written = export_files(args.weight_path, args.output, int8=args.int8,
+                           representative_path=args.representative_path, lr_size=args.lr_size,
+                           batch_size=args.batch_size, saved_model=not args.no_saved_model)
     for path in written:
         print(f"wrote {path}")
     return written
@@ -68,6 +52,8 @@ def export(args):
 
 if __name__ == "__main__":
     try:
-        export(ARGS)
+        main()
     except (ValueError, OSError) as err:  # CheckpointError and ExportError are ValueErrors
+        from models.checkpoint import first_lines
+
         fail("export", first_lines(err, 1))

@@ -28,19 +28,15 @@ def parse_args(argv=None):
     return args
 
 
-if __name__ == "__main__":
-    ARGS = parse_args()  # --help and usage errors answer before TensorFlow loads
-start_tensorflow()
-
-from data.storage import write_shards  # noqa: E402
-
-
 def main(argv=None):
-    return make_shards(parse_args(argv))
+    """Parse `argv` (sys.argv's if None), start TensorFlow, write the shards; returns their paths.
 
+    A bad input raises ValueError or OSError.
+    """
+    args = parse_args(argv)
+    start_tensorflow()
+    from data.storage import write_shards
 
-def make_shards(args):
-    """Write the shards `args` asks for; returns their paths."""
     shards, bad = write_shards(args.folder, args.out_prefix, args.shard_mb)
     for path, reason in bad:
         warn(PROG, f"left out unreadable {path}: {reason}")
@@ -50,6 +46,6 @@ def make_shards(args):
 
 if __name__ == "__main__":
     try:
-        make_shards(ARGS)
+        main()
     except (ValueError, OSError) as err:
         fail(PROG, str(err))

@@ -1,7 +1,7 @@
-"""test.py on hostile input (issue 5): broken and odd images, bad options, bad checkpoints, output names.
+"""test.py on hostile input: broken and odd images, bad options, bad checkpoints, output names.
 
 The corpus is made here at test time. One subprocess runs test.py on all of
-it; the other cases call test.py's main(options) in-process (same code path, no
+it; the other cases call test.py's main(argv) in-process (same code path, no
 interpreter start-up), except option errors, which need no TensorFlow.
 """
 import importlib.util
@@ -19,7 +19,6 @@ import pytest
 from conftest import ROOT
 from data.images import read_image
 from models import build_generator, save_generator
-from options.test_options import TestOptions
 from utils import output_stems
 
 FACE = os.path.join(ROOT, "datasets", "test", "002993.jpg")
@@ -140,7 +139,7 @@ def main(script, monkeypatch, capsys):
 
     def run(*args):
         try:
-            script.main(TestOptions().parse(["--gpu_ids", "-1", *map(str, args)]))
+            script.main(["--gpu_ids", "-1", *map(str, args)])
             code = 0
         except SystemExit as exit_:
             code = exit_.code

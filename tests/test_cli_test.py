@@ -1,4 +1,4 @@
-"""`python test.py` end to end (issue 2), with a random-weight generator.
+"""`python test.py` end to end, with a random-weight generator.
 
 The expected SR images are computed here from the released code's data
 recipe (cv2 only) and the in-memory generator, not through test.py's helpers.
@@ -193,18 +193,8 @@ def test_help_lists_every_flag():
         assert f"--{flag}" in result.stdout, flag
 
 
-@pytest.fixture(scope="module")
-def script():
-    """test.py as a module (its functions, without running it)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("eipnet_test_script_cli", os.path.join(ROOT, "test.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_optional_metrics_that_cannot_run_are_one_informational_line(script, monkeypatch, capsys, tmp_path):
+def test_optional_metrics_that_cannot_run_are_one_informational_line(monkeypatch, capsys, tmp_path):
+    from evaluation import setup
     from metrics.face import EvalDependencyError
     from options.test_options import TestOptions
 
@@ -215,25 +205,27 @@ def test_optional_metrics_that_cannot_run_are_one_informational_line(script, mon
     def no_brisque():
         raise EvalDependencyError("brisque is not installed: pip install -r requirements-eval.txt")
 
-    monkeypatch.setattr(script, "FaceTools", NoDlib)
-    monkeypatch.setattr(script.brisque, "load_model", no_brisque)
+    monkeypatch.setattr(setup, "FaceTools", NoDlib)
+    monkeypatch.setattr(setup.brisque, "load_model", no_brisque)
     absent = tmp_path / "facenet.h5"
     opt = TestOptions().parse(["--gpu_ids", "-1", "--test_path", TEST_IMAGES, "--id_weights", str(absent)])
     off = {}
-    evaluator = script.face_evaluator(opt, off)
+    evaluator = setup.face_metrics_for(opt, off)
     assert (evaluator.fr, evaluator.vif, evaluator.tar_algo, evaluator.tar_net) == (False, True, False, False)
-    assert script.brisque_on(opt, off) is False
+    assert setup.brisque_on(opt, off) is False
     assert capsys.readouterr().err == ""  # nothing printed on the way: one line, by main
-    assert script.optional_off_line(off) == (
+    assert setup.optional_off_line(off) == (
         "test.py: info: optional metrics off: FR-PSNR/FR-SSIM, TAR algorithm, BRISQUE (install: pip install -r "
         f"requirements-eval.txt); TAR network (FaceNet weights file not found: {absent}: run `python -m "
         "scripts.get_facenet_weights` or pass --id_weights PATH). The --no_fr, --no_tar_algo, --no_tar_net and "
         "--no_brisque flags silence this line")
-    assert script.optional_off_line({}) is None
+    assert setup.optional_off_line({}) is None
 
 
-def test_tar_network_is_in_summary_json_not_the_printed_line(script):
+def test_tar_network_is_in_summary_json_not_the_printed_line():
+    from evaluation.summary import summary_line
+
     summary = {"psnr": 23.0, "bicubic_psnr": 21.1, "tar_algo_0.6": 25.0, "bicubic_tar_algo_0.6": 12.5,
                "tar_net_0.04": 0.0, "bicubic_tar_net_0.04": 0.0}
-    line = script.summary_line(8, "out", summary, False, 0)
+    line = summary_line(8, "out", summary, False, 0)
     assert line == "8 images -> out | PSNR 23.00 dB (bicubic 21.10 dB) | TAR algorithm@0.6 25.0% (bicubic 12.5%)"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from test_intervals import assert_close, plain_bootstrap
 
+from metrics import run_comparison
 from scripts import compare_runs
 
 PEOPLE, FACES = 6, 20
@@ -76,9 +77,9 @@ def test_lower_brisque_is_better_and_unknown_identities_resample_faces(tmp_path)
     brisque_b = 60 + rng.normal(0, 1, 30)
     run_a = write_run(tmp_path / "a", names, {"brisque": brisque_b - 5})
     run_b = write_run(tmp_path / "b", names, {"brisque": brisque_b})
-    result = compare_runs.compare(compare_runs.read_run(run_a), compare_runs.read_run(run_b))
+    result = run_comparison.compare(run_comparison.read_run(run_a), run_comparison.read_run(run_b))
     assert (result["resampled"], result["people"]) == ("faces", None)
-    assert compare_runs.verdict("brisque", result["figures"]["brisque"]["a_minus_b"]) == "A better"
+    assert run_comparison.verdict("brisque", result["figures"]["brisque"]["a_minus_b"]) == "A better"
 
 
 def test_runs_that_disagree_on_identities_or_share_no_face_fail(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import ROOT
 from data.images import list_images, read_image
-from scripts.compose_photos import MANIFEST, main
+from faces.compose import MANIFEST
+from scripts.compose_photos import main
 
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 

@@ -13,20 +13,20 @@ import numpy as np
 import pytest
 from test_train import ROOT, TINY, options, weights
 
-import train
 from training.errors import TrainingError
+from training.trainer import Trainer
 
 NITER = 12
 SAVE_EVERY = 3  # not a multiple of the 2 iterations of an epoch: resumes start mid-epoch
 
 
 def start(folder, resume, pause=None):
-    """train.py in the background; with `pause` (a folder) each save halts halfway (run_state.pause_for_tests)."""
-    args = [sys.executable, "train.py", *TINY, "--checkpoint_path", str(folder), "--niter", str(NITER),
+    """train.py in the background; with `pause` (a folder) each save halts halfway (tests/save_pause.py)."""
+    program = ["tests/save_pause.py", str(pause)] if pause else ["train.py"]
+    args = [sys.executable, *program, *TINY, "--checkpoint_path", str(folder), "--niter", str(NITER),
             "--save_iter_freq", str(SAVE_EVERY), "--val_iter_freq", "0", "--save_epoch_freq", "0",
             "--max_to_keep", "2"]
-    env = dict(os.environ, EIPNET_TEST_SAVE_PAUSE=str(pause)) if pause else None
-    return subprocess.Popen(args + (["--continue_train"] if resume else []), cwd=ROOT, env=env,
+    return subprocess.Popen(args + (["--continue_train"] if resume else []), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -75,7 +75,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
             during_save += 1
         resume = bool(saved_iterations(folder))
         if resume:  # a resume starts from the newest recorded checkpoint: at most one save interval lost
-            trainer = train.Trainer(options(folder, "--niter", str(NITER), "--continue_train"))
+            trainer = Trainer(options(folder, "--niter", str(NITER), "--continue_train"))
             trainer.state.start()
             iteration = int(trainer.state.iteration.numpy())
             if halted:  # killed right after recording ckpt-N: nothing lost
@@ -105,9 +105,10 @@ def test_sigkill_at_random_moments_loses_at_most_one_save_interval(tmp_path):
 def test_a_second_ctrl_c_stops_at_once(tmp_path):
     pause = tmp_path / "pause"
     pause.mkdir()
-    proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--checkpoint_path", str(tmp_path), "--niter",
-                             "500", "--save_iter_freq", "0", "--save_epoch_freq", "0", "--val_iter_freq", "0"],
-                            cwd=ROOT, env=dict(os.environ, EIPNET_TEST_SAVE_PAUSE=str(pause)),
+    proc = subprocess.Popen([sys.executable, "tests/save_pause.py", str(pause), *TINY, "--checkpoint_path",
+                             str(tmp_path), "--niter", "500", "--save_iter_freq", "0", "--save_epoch_freq", "0",
+                             "--val_iter_freq", "0"],
+                            cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         log = tmp_path / "experiment" / "loss_log.txt"
@@ -128,7 +129,7 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
 def test_unwritable_folder_fails_before_training(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    trainer = train.Trainer(options(blocker / "runs", "--niter", "1"))
+    trainer = Trainer(options(blocker / "runs", "--niter", "1"))
     with pytest.raises(TrainingError, match="cannot write to"):
         trainer.fit()
 
@@ -138,7 +139,7 @@ def test_full_disk_fails_before_training(tmp_path, monkeypatch):
     from collections import namedtuple
 
     usage = namedtuple("usage", "total used free")
-    trainer = train.Trainer(options(tmp_path, "--niter", "1"))
+    trainer = Trainer(options(tmp_path, "--niter", "1"))
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 10**6, 10**6))
     with pytest.raises(TrainingError, match="GiB free.*a checkpoint takes"):
         trainer.fit()

@@ -103,9 +103,9 @@ def enhance(client, path, mode, upscale=4):
 
 def group_photo(tmp_path):
     """The eight bundled photos side by side, shrunk 8x: faces of 22 px (demo.py's first photo sample)."""
-    import demo
+    from deploy.web_demo import group_photo
 
-    return demo.group_photo(SAMPLES, str(tmp_path / "group.png"), shrink=8)
+    return group_photo(SAMPLES, str(tmp_path / "group.png"), shrink=8)
 
 
 def portrait(tmp_path):

@@ -220,9 +220,9 @@ def _replicas(folder):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import models.identity
-    import train
     from options.train_options import TrainOptions
     from training.errors import TrainingError
+    from training.trainer import Trainer
 
     models.identity.load_identity_network = lambda *_args, **_kwargs: _stand_in_identity()
     one = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -231,7 +231,7 @@ def _replicas(folder):
     def trainer(strategy, name, *extra):
         opt = TrainOptions().parse(DATA + ["--batchSize", "4", "--lambda_id", "2", "--gan_start_iter", "1",
                                            "--checkpoint_path", str(folder), "--save_path", name, *extra])
-        return train.Trainer(opt, strategy)
+        return Trainer(opt, strategy)
 
     def summed(trainer, grads):
         return [trainer.strategy.reduce("SUM", g, axis=None).numpy() for g in grads]
@@ -282,9 +282,8 @@ def _replicas(folder):
 
 def _worker(weights_path, *argv):
     import train
-    from options.train_options import TrainOptions
 
-    trainer = train.main(TrainOptions().parse(list(argv)))
+    trainer = train.main(list(argv))
     np.savez(weights_path, *[w.numpy() for w in trainer.step.generator.weights + trainer.step.discriminator.weights])
 
 

@@ -4,6 +4,8 @@ and --help states each default once.
 Each entry point runs as `python train.py ...` would, in a fresh interpreter, which reports at exit
 whether TensorFlow was imported: these runs take about a second, not TensorFlow's start-up.
 """
+import glob
+import os
 import re
 import subprocess
 import sys
@@ -85,3 +87,32 @@ def test_help_states_each_default_once(script):
     # a value that means "not given" is not printed as a default: the help says what happens without it
     assert [text for text in helps.values() if "(default: None)" in text or "(default: False)" in text] == []
     assert "tensorflow imported: False" in out
+
+
+SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "scripts", "*.py")))
+IMPORTABLE = ENTRY_POINTS + tuple(os.path.relpath(p, ROOT) for p in SCRIPTS if not p.endswith("__init__.py"))
+# OpenCV, which the helpers use, sets LD_LIBRARY_PATH when imported: imported first, as the helpers would
+IMPORT_ALL = ("import importlib.util, json, os, sys\n"
+              "import cv2\n"
+              "before = dict(os.environ)\n"
+              "mains = {{}}\n"
+              "for path in {paths!r}:\n"
+              "    spec = importlib.util.spec_from_file_location('entry_' + os.path.basename(path)[:-3], path)\n"
+              "    module = importlib.util.module_from_spec(spec)\n"
+              "    spec.loader.exec_module(module)\n"
+              "    mains[path] = callable(getattr(module, 'main', None))\n"
+              "heavy = sorted(m for m in ('tensorflow', 'keras', 'gradio') if m in sys.modules)\n"
+              "changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))\n"
+              "print(json.dumps({{'mains': mains, 'heavy': heavy, 'env': changed}}))\n")
+
+
+def test_importing_an_entry_point_runs_nothing():
+    """An entry point is a main(argv): importing it loads no TensorFlow or Gradio and sets no variable."""
+    import json
+
+    result = subprocess.run([sys.executable, "-c", IMPORT_ALL.format(paths=list(IMPORTABLE))], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert len(IMPORTABLE) > 10  # the three entry points and every script
+    assert report == {"mains": {path: True for path in IMPORTABLE}, "heavy": [], "env": []}

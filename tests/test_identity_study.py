@@ -26,7 +26,7 @@ def plain_difference_interval(loss, groups, top, bottom, resamples=4000, seed=5)
 
 
 def test_top_minus_bottom_matches_a_plain_bootstrap_over_people():
-    from scripts.identity_study import top_minus_bottom
+    from metrics.identity_study import top_minus_bottom
 
     rng = np.random.default_rng(2)
     groups = np.repeat([f"p{k}" for k in range(10)], 12)

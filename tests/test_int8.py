@@ -89,23 +89,19 @@ def test_export_once_cache_by_content_never_stale(tmp_path, monkeypatch, capsys)
 
     # test.py's place that builds the generator (the --real_world branch uses it too): the cached int8
     # model, and the warning where the CPU has no VNNI
-    import importlib.util
-
+    from evaluation import setup
     from options.test_options import TestOptions
 
-    spec = importlib.util.spec_from_file_location("eipnet_test_py", os.path.join(ROOT, "test.py"))
-    test_py = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(test_py)
     opt = TestOptions().parse(["--int8", "--weight_path", str(folder), "--crop_size", str(8 * LR), "--load_size",
                                str(8 * LR), "--batchSize", "2", "--gpu_ids", "-1", "--test_path", TEST_IMAGES])
-    monkeypatch.setattr(test_py, "lacks_vnni", lambda: True)
-    model = test_py.load_model(opt)
+    monkeypatch.setattr(setup, "lacks_vnni", lambda: True)
+    model = setup.load_model(opt)
     assert model.precision == "int8" and model.batch_size == 2
     np.testing.assert_array_equal(model.predict(lr)[0], sr_changed)
     err = capsys.readouterr().err
     assert "test.py: warning: this CPU has no VNNI" in err and "(cached)" in err
-    monkeypatch.setattr(test_py, "lacks_vnni", lambda: False)
-    test_py.load_model(opt)
+    monkeypatch.setattr(setup, "lacks_vnni", lambda: False)
+    setup.load_model(opt)
     assert "warning" not in capsys.readouterr().err
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train
 from conftest import ROOT
 from models import load_generator
 from options.train_options import TrainOptions
 from training.gan_step import LossScale
+from training.trainer import Trainer
 
 TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
         "--load_size", "16", "--crop_size", "16", "--batchSize", "1", "--lambda_id", "0", "--val_images", "2",
@@ -22,7 +22,7 @@ TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", 
 
 
 def test_mixed_precision_trains_skips_overflows_and_saves_float32_weights(tmp_path):
-    trainer = train.Trainer(TrainOptions().parse(TINY + ["--checkpoint_path", str(tmp_path), "--niter", "2",
+    trainer = Trainer(TrainOptions().parse(TINY + ["--checkpoint_path", str(tmp_path), "--niter", "2",
                                                          "--gan_start_iter", "1", "--save_iter_freq", "0"]))
     assert keras.mixed_precision.global_policy().name == "float32"  # set only while the networks were made
     step = trainer.step

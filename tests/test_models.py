@@ -1,4 +1,4 @@
-"""Generator / discriminator sizes and weight loading (issue 2).
+"""Generator / discriminator sizes and weight loading.
 
 The authors' G_weight.ckpt is not in the repository, so a TF1 checkpoint with
 the released variable names is written here with tf.compat.v1.train.Saver and

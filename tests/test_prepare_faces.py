@@ -61,7 +61,7 @@ def log_lines(out):
 
 
 def test_faces_written_aligned_and_skipped_with_reasons_then_a_rerun_resumes(tmp_path, capsys):
-    from data import alignment as al
+    from faces import align, detect, paste
     from scripts.prepare_faces import main
 
     photos, out = str(tmp_path / "photos"), str(tmp_path / "faces")
@@ -83,16 +83,17 @@ def test_faces_written_aligned_and_skipped_with_reasons_then_a_rerun_resumes(tmp
     # shift: the detector's landmarks move that much between contexts), its eyes and mouth on the template
     references = {}
     for stem in (SHARP, OTHER, SMALL):
-        best = max(al.detect_faces(sample(stem)), key=lambda f: f.confidence)
-        references[stem] = al.face_in_frame(sample(stem), al.frame_matrix(best.landmarks))
-    face_region = al.face_mask() >= 0.5
+        best = max(detect.detect_faces(sample(stem)), key=lambda f: f.confidence)
+        references[stem] = align.face_in_frame(sample(stem), align.frame_matrix(best.landmarks))
+    face_region = paste.face_mask() >= 0.5
     for name, stem in expected.items():
         face = read_image(os.path.join(out, name))
         assert face.shape == (128, 128, 3)
         scores = {s: psnr(face[face_region], ref[face_region]) for s, ref in references.items()}
         assert scores[stem] > 17 and max(v for s, v in scores.items() if s != stem) < 13, (name, scores)
-        found = max(al.detect_faces(face), key=lambda f: f.confidence)
-        offset = np.linalg.norm(al.alignment_points(found.landmarks) - al.alignment_points(al.TEMPLATE_128), axis=1)
+        found = max(detect.detect_faces(face), key=lambda f: f.confidence)
+        offset = np.linalg.norm(align.alignment_points(found.landmarks) - align.alignment_points(align.TEMPLATE_128),
+                                axis=1)
         assert offset.max() < 4, (name, offset)
 
     # a rerun redoes only the photos whose faces are not all there, in two processes, in the photos'
@@ -123,7 +124,7 @@ def test_a_folder_it_did_not_write_is_refused_before_tensorflow(tmp_path):
 
 
 def test_signature_ignores_brightness_and_contrast_but_not_the_face():
-    from data import prepare
+    from faces import prepare
 
     a, b = (cv2.resize(sample(s)[20:198], (128, 128), interpolation=cv2.INTER_AREA) for s in (SHARP, OTHER))
     darker = np.clip(a.astype(np.float64) * 0.7 + 20, 0, 255).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""No TensorFlow C++ start-up noise before our own output (issue 19 part 9); our own lines stay.
+"""No TensorFlow C++ start-up noise before our own output; our own lines stay.
 
 On a machine without a GPU, importing TensorFlow prints absl's "All log messages before
 absl::InitializeLog()" notice, "Could not find cuda drivers" and "failed call to cuInit: ... (303)"

@@ -7,6 +7,7 @@ of every face is known. Where a test is about geometry rather than MTCNN, a
 stand-in detector reports the true landmarks (mapped into the enlarged copy
 the detector is given, so the mapping back is checked too).
 """
+import ast
 import glob
 import os
 import re
@@ -16,9 +17,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from data import alignment as al, photo as ph
 from data.constants import FRAME
 from data.images import read_image
+from faces import align, detect, paste, photo as ph, sizes
 from visualizer import write_photo_outputs
 
 SAMPLES = {os.path.basename(p): p for p in glob.glob(os.path.join(ROOT, "datasets", "test", "*.jpg"))}
@@ -59,13 +60,13 @@ def paste_face(photo, name, side, cx, cy, angle=0.0):
     mask = cv2.warpAffine(np.ones((side, side), np.float32), matrix, (w, h), flags=cv2.INTER_LINEAR)[..., None]
     photo[:] = np.clip(np.round(photo * (1 - mask) + warped * mask), 0, 255).astype(np.uint8)
     k = FRAME / side
-    return al.chain(np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]]), cv2.invertAffineTransform(matrix))
+    return align.chain(np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2]]), cv2.invertAffineTransform(matrix))
 
 
 def landmarks_of(matrix):
     """The template landmarks of a face with photo -> frame `matrix`, in the photo."""
     inverse = cv2.invertAffineTransform(matrix)
-    return al.TEMPLATE_128 @ inverse[:, :2].T + inverse[:, 2]
+    return align.TEMPLATE_128 @ inverse[:, :2].T + inverse[:, 2]
 
 
 class TrueDetector:
@@ -129,13 +130,13 @@ def small_faces_photo(seed=0):
 
 @pytest.fixture(scope="module")
 def detector():
-    return al.default_detector()
+    return detect.default_detector()
 
 
 # ----------------------------------------------------------------- geometry (no detector)
 
 def test_template_is_the_celeba_frame_layout():
-    t = al.TEMPLATE_128
+    t = align.TEMPLATE_128
     assert t.shape == (5, 2)
     assert t[0, 0] < t[2, 0] < t[1, 0] and t[3, 0] < t[4, 0]        # image-left before image-right
     assert t[0, 1] < t[2, 1] < t[3, 1]                              # eyes, nose, mouth, top to bottom
@@ -146,17 +147,17 @@ def test_template_is_the_celeba_frame_layout():
 def test_similarity_matrix_recovers_a_known_transform():
     truth = paste_matrix(128, 200, 150, 23.0)
     truth[:, :2] *= 0.6
-    points = al.TEMPLATE_128 @ truth[:, :2].T + truth[:, 2]
-    estimate = al.similarity_matrix(al.TEMPLATE_128, points)
+    points = align.TEMPLATE_128 @ truth[:, :2].T + truth[:, 2]
+    estimate = align.similarity_matrix(align.TEMPLATE_128, points)
     np.testing.assert_allclose(estimate, truth, atol=1e-9)
-    np.testing.assert_allclose(al.matrix_scale(estimate), 0.6)
+    np.testing.assert_allclose(align.matrix_scale(estimate), 0.6)
 
 
 @pytest.mark.parametrize("side,cx,cy", [(16, 40.0, 50.0), (22, 41.3, 50.6), (11, 7.0, 9.0)])
 def test_input_crop_is_the_photos_own_pixels_and_maps_onto_the_8x_grid(side, cx, cy):
     photo = background(5, (80, 90))
-    truth = al.frame_matrix(landmarks_of(paste_face(photo, "006193.jpg", side, cx, cy)))
-    crop, image_map = al.input_crop(photo, truth)
+    truth = align.frame_matrix(landmarks_of(paste_face(photo, "006193.jpg", side, cx, cy)))
+    crop, image_map = align.input_crop(photo, truth)
     n = crop.shape[0]
     assert n == max(16, int(np.ceil(side * 1.25 - 1e-6)))
     # the crop is a whole-pixel window of the photo (edge pixels repeated beyond it)
@@ -174,10 +175,10 @@ def test_input_crop_is_the_photos_own_pixels_and_maps_onto_the_8x_grid(side, cx,
 
 
 def test_face_mask_covers_the_face_and_fades_before_the_frame_edge():
-    mask = al.face_mask()
+    mask = paste.face_mask()
     assert mask.shape == (128, 128)
     assert mask[:4].max() == 0 and mask[-4:].max() == 0 and mask[:, :4].max() == 0 and mask[:, -4:].max() == 0
-    for x, y in al.TEMPLATE_128:                      # eyes, nose and mouth are fully the face
+    for x, y in align.TEMPLATE_128:                      # eyes, nose and mouth are fully the face
         assert mask[int(round(y)), int(round(x))] == 1.0
     # no step: neighbouring weights differ by little anywhere
     assert np.abs(np.diff(mask, axis=0)).max() < 0.25 and np.abs(np.diff(mask, axis=1)).max() < 0.25
@@ -187,17 +188,17 @@ def test_face_mask_covers_the_face_and_fades_before_the_frame_edge():
 def test_paste_puts_a_face_back_where_it_was_taken(upscale):
     photo = background(2, (70, 90))
     truth = paste_face(photo, "002993.jpg", 20, 45, 35, 10)
-    crop, image_map = al.input_crop(photo, truth)
+    crop, image_map = align.input_crop(photo, truth)
     face = bicubic_predict(crop[None])[0] + OFFSET
     canvas = bicubic(photo, upscale)
-    placed = al.paste(canvas, face, image_map, truth, upscale)
+    placed = paste.paste(canvas, face, image_map, truth, upscale)
     base = bicubic(photo, upscale)
     np.testing.assert_array_equal(canvas[placed == 0], base[placed == 0])
     core = placed > 0.99
     assert core.sum() > 0.25 * (20 * upscale) ** 2   # the face: 28% of its frame is fully it
     # the bright face sits where the face is: the mask's centre is the frame's, mapped
     ys, xs = np.nonzero(core)
-    centre = al.output_matrix(truth, upscale) @ [63.5, 72.0, 1]
+    centre = align.output_matrix(truth, upscale) @ [63.5, 72.0, 1]
     assert np.hypot(xs.mean() - centre[0], ys.mean() - centre[1]) < 0.05 * 20 * upscale
     diff = canvas[core].astype(float) - base[core]
     assert abs(diff.mean() - OFFSET) < 3, diff.mean()   # (no match_input here: the offset stays)
@@ -217,7 +218,7 @@ def test_raw_output_pastes_the_generators_own_face():
     shifts = []
     for raw in (False, True):
         result = ph.super_resolve_photo(photo, brighter, upscale=4, detector=detector, raw_output=raw)
-        core = al.paste(np.zeros_like(base), np.zeros((8, 8, 3)), np.eye(2, 3), truth, 4) > 0.99
+        core = paste.paste(np.zeros_like(base), np.zeros((8, 8, 3)), np.eye(2, 3), truth, 4) > 0.99
         shifts.append((result.composed[core].astype(float) - base[core]).mean())
     assert abs(shifts[0]) < 2 and abs(shifts[1] - OFFSET) < 3, shifts
 
@@ -245,7 +246,7 @@ def test_round_trip_with_a_bicubic_generator_is_bicubic(upscale):
     assert result.count(ph.SUPER_RESOLVED) == len(SMALL)
     base = bicubic(photo, upscale)
     for truth, spec in zip(truths, SMALL):
-        region = al.paste(np.zeros_like(base), np.zeros((8, 8, 3)), np.eye(2, 3), truth, upscale) > 0.5
+        region = paste.paste(np.zeros_like(base), np.zeros((8, 8, 3)), np.eye(2, 3), truth, upscale) > 0.5
         score = psnr(result.composed[region], base[region])
         assert score >= ROUND_TRIP_PSNR, (spec, upscale, score)
 
@@ -263,7 +264,7 @@ def test_large_faces_are_left_as_bicubic_unless_forced():
     assert line.startswith("big.jpg: 1 of 2 faces super-resolved; 1 too large for the 8x model: left as bicubic")
     assert "--force_large" in line
     base = bicubic(photo, 8)
-    big = al.paste(np.zeros_like(base), np.zeros((8, 8, 3)), np.eye(2, 3), truths[1], 8) > 0.99
+    big = paste.paste(np.zeros_like(base), np.zeros((8, 8, 3)), np.eye(2, 3), truths[1], 8) > 0.99
     np.testing.assert_array_equal(result.composed[big], base[big])
     assert sorted(result.sr) == [0]
     forced = ph.super_resolve_photo(photo, bright_predict, upscale=8, detector=detector, force_large=True)
@@ -285,31 +286,44 @@ def test_a_photo_too_small_for_a_face_is_bicubic_without_detection():
 
 def test_too_large_a_request_is_refused_with_the_sizes():
     photo = np.zeros((300, 400, 3), np.uint8)
-    with pytest.raises(al.PhotoTooLargeError) as err:
+    with pytest.raises(sizes.PhotoTooLargeError) as err:
         ph.super_resolve_photo(photo, bright_predict, upscale=30, detector=object())
     message = str(err.value)
     assert "12000x9000" in message and "108.0 MP" in message and "100 MP" in message
     assert "--upscale 28" in message
     assert isinstance(err.value, ValueError)
     with pytest.raises(ValueError, match="whole number"):
-        al.check_output_size(300, 400, 2.5)
-    assert al.check_output_size(300, 400, 8) == (2400, 3200)
+        sizes.check_output_size(300, 400, 2.5)
+    assert sizes.check_output_size(300, 400, 8) == (2400, 3200)
 
 
 # ----------------------------------------------------------------- with MTCNN
 
 def test_detection_on_the_enlarged_copy_maps_faces_back(detector):
     photo, truths = small_faces_photo(seed=1)
-    assert al.detection_upscale(*photo.shape[:2]) == al.DETECT_UPSCALE
-    faces = al.detect_faces(photo, detector)
-    found = [al.frame_corners(al.frame_matrix(f.landmarks)) for f in faces]
+    assert detect.detection_upscale(*photo.shape[:2]) == detect.DETECT_UPSCALE
+    faces = detect.detect_faces(photo, detector)
+    found = [align.frame_corners(align.frame_matrix(f.landmarks)) for f in faces]
     assert len(faces) == len(SMALL), [f.box for f in faces]
     for truth, spec in zip(truths, SMALL):
-        outline = al.frame_corners(truth)
+        outline = align.frame_corners(truth)
         best = max(iou(outline, f) for f in found)
         assert best >= 0.75, (spec, best)
     # without the enlarged copy the smallest (14 px frame, a box of ~8 px, at x 23-37) is missed
-    assert not any(f.box[0] < 50 for f in al.detect_faces(photo, detector, upscale=1))
+    assert not any(f.box[0] < 50 for f in detect.detect_faces(photo, detector, upscale=1))
+
+
+def test_derive_template_finds_the_template_on_the_bundled_celeba_faces(detector, capsys):
+    """The bundled faces are aligned CelebA images: their mean landmarks fall near TEMPLATE_128."""
+    from scripts.derive_template import main
+
+    mean = main([os.path.join(ROOT, "datasets", "test"), "--count", "8"], detector=detector)
+    assert mean.shape == (5, 2)
+    # eyes and mouth corners lie within ~2 px of the template on single faces, the nose within ~5
+    assert np.abs(mean - align.TEMPLATE_128).max(axis=1).tolist() == pytest.approx([0, 0, 0, 0, 0], abs=4)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("8 of 8 images; mean distance to the template per point: left_eye ")
+    np.testing.assert_allclose(np.array(ast.literal_eval(" ".join(printed[1:]))), mean, atol=5e-4)
 
 
 def test_recall_on_a_group_photo_shrunk_11x_and_16x(detector):
@@ -328,7 +342,7 @@ def test_recall_on_a_group_photo_shrunk_11x_and_16x(detector):
         tiles_at = np.array([((c * 178 + 89) / factor - 0.5, (r * 218 + 109) / factor - 0.5)
                              for r in range(2) for c in range(4)])
         for matrix in result.matrices:
-            centre = al.invert(matrix) @ [(FRAME - 1) / 2, (FRAME - 1) / 2, 1]
+            centre = align.invert(matrix) @ [(FRAME - 1) / 2, (FRAME - 1) / 2, 1]
             assert np.linalg.norm(tiles_at - centre, axis=1).min() < side / 4, (factor, centre)
 
 
@@ -339,20 +353,20 @@ def test_vote_keeps_a_face_only_where_enough_onet_boxes_agree():
     def row(image, x, y, side, score):
         return [image, x, y, x + side, y + side, score] + [0.0] * 10
 
-    votes = al.DETECT_VOTES
+    votes = detect.DETECT_VOTES
     face = [row(0, 10 + k * 0.5, 10, 20, 0.90 + 0.01 * k) for k in range(votes)]   # IoU with the best > 0.9
     weak = [row(0, 100 + k * 0.5, 10, 20, 0.99) for k in range(votes - 1)]          # one box short
     other_image = [row(1, 10 + k * 0.5, 10, 20, 0.80) for k in range(votes)]        # same place, other image
     apart = [row(0, 200 + k * 12, 10, 20, 0.95) for k in range(votes)]              # IoU 0.25: not one face
-    kept = al.vote(np.array(face + weak + other_image + apart, np.float64))
+    kept = detect.vote(np.array(face + weak + other_image + apart, np.float64))
     assert kept.shape == (2, 16)
     np.testing.assert_array_equal(kept, [face[-1], other_image[0]])   # each face's best-scored box
-    assert al.vote(np.empty((0, 16))).shape == (0, 16)
+    assert detect.vote(np.empty((0, 16))).shape == (0, 16)
 
 
 def test_detection_on_a_copy_smaller_than_the_pnet_window_finds_nothing(detector):
     """A photo searched at its own size (as a huge, thin one is) that is under 12 px across: no faces."""
-    assert al.detect_faces(np.full((8, 8, 3), 128, np.uint8), detector, upscale=1) == []
+    assert detect.detect_faces(np.full((8, 8, 3), 128, np.uint8), detector, upscale=1) == []
 
 
 def test_photo_without_faces_is_reported_not_an_error(detector):

@@ -39,3 +39,44 @@ def test_an_inf_psnr_is_counted_and_reported_not_dropped_silently(tmp_path, rand
     assert summary["bicubic_psnr"] == pytest.approx(float(rows["face"]["bicubic_psnr"]), abs=1e-6)
     assert summary["psnr"] == pytest.approx(sum(float(r["psnr"]) for r in rows.values()) / 2, abs=1e-6)
     assert "left out of the means as inf/NaN: bicubic_psnr 1" in result.stdout.strip().splitlines()[-1]
+
+
+def test_every_report_is_strict_json_with_nan_and_inf_as_null_at_any_depth(tmp_path):
+    """The one writer of summary.json, for the face and the photo modes alike."""
+    from evaluation.report import SUMMARY, write_summary
+
+    summary = {"psnr": math.inf, "images": 3, "intervals": {"psnr": {"low": math.nan, "high": 24.5}},
+               "photos_report": {"a.png": {"faces": [{"box": [1.0, -math.inf], "status": "s"}]}}}
+    written = write_summary(str(tmp_path), summary)
+    text = (tmp_path / SUMMARY).read_text(encoding="utf-8")
+    assert "NaN" not in text and "Infinity" not in text
+    expected = {"psnr": None, "images": 3, "intervals": {"psnr": {"low": None, "high": 24.5}},
+                "photos_report": {"a.png": {"faces": [{"box": [1.0, None], "status": "s"}]}}}
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in {SUMMARY}")) == expected
+    assert written == expected
+    assert summary["psnr"] == math.inf  # the caller's dict is left as it was
+
+
+def test_photo_mode_writes_its_report_through_the_one_writer(tmp_path, monkeypatch):
+    """test.py --real_world's summary.json follows the face mode's rules: a NaN from the pipeline is null."""
+    from types import SimpleNamespace
+
+    from evaluation import photos
+    from faces import photo as ph
+
+    def nan_face_photo(photo, predict, **_options):
+        face = {"box": [0.0, 0.0, 8.0, 8.0], "frame_px": math.nan, "confidence": 0.9, "status": ph.SUPER_RESOLVED}
+        return ph.PhotoResult(composed=np.zeros((16, 16, 3), np.uint8), faces=[face], lr={}, sr={}, matrices=[],
+                              upscale=2, seconds={"detect": 0.0, "generator": 0.0, "total": 0.0})
+
+    monkeypatch.setattr(photos.ph, "super_resolve_photo", nan_face_photo)
+    monkeypatch.setattr(photos, "write_photo_outputs", lambda *args: None)
+    opt = SimpleNamespace(test_path=str(tmp_path), upscale=2, min_face=0, force_large=False, raw_output=False,
+                          weight_path="w")
+    model = SimpleNamespace(predict=None, name="keras", precision="float32")
+    image = tmp_path / "p.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    summary = photos.run_photos(opt, [str(image)], model, str(tmp_path), False, {str(image): "p"})
+    saved = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert saved["photos_report"]["p.png"]["faces"][0]["frame_px"] is None and saved == summary
+    assert (saved["photos"], saved["faces"], saved["super_resolved"]) == (1, 1, 1)

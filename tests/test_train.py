@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train
 from conftest import ROOT
 from models import load_generator
 from options.train_options import TrainOptions
+from training.config import LogConfig, StateConfig, StepConfig
 from training.errors import TrainingError
 from training.run_log import RunLog
 from training.run_state import resume_args
+from training.trainer import Trainer
 
 TINY = ["--train_path", os.path.join(ROOT, "datasets", "train"), "--test_path", os.path.join(ROOT, "datasets", "test"),
         "--load_size", "64", "--crop_size", "64", "--batchSize", "2", "--lambda_id", "0", "--val_images", "2",
@@ -32,7 +33,7 @@ def options(folder, *extra):
 
 
 def run(folder, *extra):
-    trainer = train.Trainer(options(folder, *extra))
+    trainer = Trainer(options(folder, *extra))
     trainer.fit()
     return trainer
 
@@ -105,7 +106,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
 
 def test_resuming_with_another_learning_rate_trains_at_the_new_one(tmp_path, capsys):
     run(tmp_path, "--niter", "2", "--val_iter_freq", "0")  # at the default 1e-4, which the checkpoint stores
-    same = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train"))
+    same = Trainer(options(tmp_path, "--niter", "3", "--continue_train"))
     assert "learning rate" not in same.state.start()
     assert float(same.step.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-4, rel=1e-6)
     capsys.readouterr()
@@ -127,12 +128,12 @@ def test_another_seed_gives_another_run(tmp_path):
 
 def test_which_iter_picks_a_checkpoint_and_names_missing_ones(tmp_path):
     run(tmp_path, "--niter", "3", "--save_iter_freq", "1", "--val_iter_freq", "0", "--save_epoch_freq", "0")
-    trainer = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_iter", "2"))
+    trainer = Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_iter", "2"))
     assert trainer.state.start().startswith("resumed") and int(trainer.state.iteration.numpy()) == 2
-    trainer = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_iter", "9"))
+    trainer = Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_iter", "9"))
     with pytest.raises(TrainingError, match="iteration 9.*kept: 1, 2, 3"):
         trainer.state.start()
-    trainer = train.Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_epoch", "1"))
+    trainer = Trainer(options(tmp_path, "--niter", "3", "--continue_train", "--which_epoch", "1"))
     trainer.state.start()
     assert int(trainer.state.epoch.numpy()) == 1 and int(trainer.state.position.numpy()) == 0
 
@@ -151,12 +152,12 @@ def test_nan_loss_stops_or_is_skipped(tmp_path):
             return logs, grads
         trainer.step.g_compute = g_compute
 
-    trainer = train.Trainer(options(tmp_path / "stop", "--niter", "3", "--val_iter_freq", "0"))
+    trainer = Trainer(options(tmp_path / "stop", "--niter", "3", "--val_iter_freq", "0"))
     poison(trainer)
     with pytest.raises(TrainingError, match=r"iteration 2: L_e = nan.*no checkpoint"):
         trainer.fit()
 
-    trainer = train.Trainer(options(tmp_path / "skip", "--niter", "3", "--val_iter_freq", "0", "--skip_nan"))
+    trainer = Trainer(options(tmp_path / "skip", "--niter", "3", "--val_iter_freq", "0", "--skip_nan"))
     poison(trainer)
     trainer.fit()
     assert trainer.step.skipped_batches == 1 and int(trainer.state.iteration.numpy()) == 3
@@ -211,7 +212,7 @@ def test_existing_run_is_not_overwritten_and_sigterm_saves(tmp_path):
     assert 2 <= iteration < 500
     python, script, *args = shlex.split(match.group(3))
     assert (python, script) == (sys.executable, "train.py") and "--init_weights" not in args
-    resumed = train.Trainer(TrainOptions().parse(args))
+    resumed = Trainer(TrainOptions().parse(args))
     assert resumed.state.start().startswith(f"resumed {match.group(2)} (iteration {iteration})")
     assert int(resumed.state.iteration.numpy()) == iteration
 
@@ -227,6 +228,24 @@ def test_a_validation_under_bicubic_says_it_is_normal_early():
         assert "**Validation early in a run**" in f.read()
     assert log.validation_text({"psnr": 23.0, "ssim": 0.67}) == (
         "validation PSNR 23.00 dB (bicubic 21.14), SSIM 0.6700 (bicubic 0.5873)")
+
+
+def test_each_part_of_a_run_takes_its_values_from_the_options(tmp_path):
+    opt = options(tmp_path, "--d_betas", "code", "--ad_r", "0.25", "--lambda_id", "3", "--D_steps_per_G", "2",
+                  "--val_images", "0", "--which_iter", "4", "--max_to_keep", "7", "--skip_nan", "--continue_train")
+    step = StepConfig.from_options(opt)
+    assert (step.batch_size, step.lr_size, step.crop_size, step.d_steps_per_g) == (2, 8, 64, 2)
+    assert step.d_betas == (0.9, 0.999) and step.skip_nan and not step.mixed_precision
+    assert (step.pre_gan_weights.beta, step.gan_weights.beta) == (0.0, 0.25)
+    assert step.pre_gan_weights.lambda_id == step.gan_weights.lambda_id == 3
+    assert StepConfig.from_options(options(tmp_path)).d_betas == (0.5, 0.9)  # the paper's
+    state = StateConfig.from_options(opt)
+    assert state.folder == os.path.join(str(tmp_path), "experiment") and state.which_iter == 4
+    assert state.max_to_keep == 7 and state.which_epoch is None and state.continue_train
+    log = LogConfig.from_options(opt)
+    assert log.val_path == os.path.join(ROOT, "datasets", "test") and log.val_images is None  # 0: every face
+    other = LogConfig.from_options(options(tmp_path, "--val_path", str(tmp_path)))
+    assert other.val_path == str(tmp_path) and other.val_images == 2
 
 
 def test_resume_args_drop_init_weights_in_every_spelling():
@@ -250,12 +269,12 @@ def test_val_path_validates_on_other_people(tmp_path):
     picked = sorted(os.listdir(train_dir))[:2]
     for name in picked:
         shutil.copy(os.path.join(train_dir, name), strangers / name)
-    trainer = train.Trainer(options(tmp_path, "--val_path", str(strangers)))
+    trainer = Trainer(options(tmp_path, "--val_path", str(strangers)))
     trainer.log.load_validation()
     assert trainer.log.val_names == picked
     for face, name in zip(trainer.log.val_hr, picked):
         np.testing.assert_array_equal(face, prepare_hr(read_image(str(strangers / name)), 64, 64, "folder"))
-    default = train.Trainer(options(tmp_path / "default"))
+    default = Trainer(options(tmp_path / "default"))
     default.log.load_validation()
     assert default.log.val_names == sorted(os.listdir(os.path.join(ROOT, "datasets", "test")))[:2]
     result = cli("--checkpoint_path", str(tmp_path), "--val_path", str(tmp_path / "absent"))
@@ -263,7 +282,7 @@ def test_val_path_validates_on_other_people(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(TrainingError, match="^validation: no images"):  # train.main prints it as one line
-        train.Trainer(options(tmp_path / "empty_val", "--val_path", str(empty))).log.load_validation()
+        Trainer(options(tmp_path / "empty_val", "--val_path", str(empty))).log.load_validation()
 
 
 def test_trains_from_shards_on_another_filesystem(tmp_path):

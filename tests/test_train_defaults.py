@@ -10,11 +10,11 @@ import tensorflow as tf
 from skimage.metrics import peak_signal_noise_ratio
 from test_train import ROOT, loss_lines, options, run
 
-import train
 from data.images import list_images
 from data.pipeline import DataConfig, TrainData, load_eval_set
 from models import load_generator
 from training.gan_step import LossScale
+from training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_discriminator_adam_betas_paper_by_default_code_on_request(eleven, tmp_p
     betas = lambda optimizer: (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon)  # noqa: E731
     assert betas(trainer.step.g_optimizer) == (0.9, 0.999, 1e-8)
     assert betas(trainer.step.d_optimizer) == (0.5, 0.9, 1e-8)
-    code = train.Trainer(options(tmp_path, "--niter", "1", "--d_betas", "code"))
+    code = Trainer(options(tmp_path, "--niter", "1", "--d_betas", "code"))
     assert betas(code.step.d_optimizer) == (0.9, 0.999, 1e-8)
     assert betas(code.step.g_optimizer) == (0.9, 0.999, 1e-8)
 

@@ -10,10 +10,9 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from losses import LossWeights, discriminator_accuracy, discriminator_loss, generator_losses
+from losses import discriminator_accuracy, discriminator_loss, generator_losses
 from models import Discriminator, build_generator, identity
 from models.generator import MIXED_POLICY, dtype_policy
-from options.train_options import D_BETAS
 from training.errors import NonFiniteLoss
 
 
@@ -26,7 +25,7 @@ class LossScale:
     (another replica's overflow reaches the weights) and skips inside the graph;
     here the host decides from every replica's gradients. It starts at 2^8, not
     Keras' 2^15 (made for losses near 1): these losses are 1e3-1e5 on the
-    [0, 255] scale, and from 2^15 the first six updates overflowed.
+    [0, 255] scale, where 2^15 overflows the first updates (docs/training.md).
     """
 
     INITIAL = 2.0 ** 8
@@ -46,40 +45,40 @@ class LossScale:
 
 
 class GanStep:
-    """The networks and optimizers of a run (built in `strategy`'s scope) and its update, `train_step`."""
+    """A run's networks and optimizers (a StepConfig's, built in `strategy`'s scope) and its `train_step`."""
 
-    def __init__(self, opt, strategy):
-        self.opt = opt
+    def __init__(self, config, strategy):
+        self.config = config
         self.strategy = strategy
-        self.weights = {phase: LossWeights.from_options(opt, phase) for phase in (False, True)}
+        self.weights = {False: config.pre_gan_weights, True: config.gan_weights}
         with strategy.scope():
-            with dtype_policy(MIXED_POLICY if opt.mixed_precision else None):
-                self.generator = build_generator(opt.lr_size, opt.output_nc)
+            with dtype_policy(MIXED_POLICY if config.mixed_precision else None):
+                self.generator = build_generator(config.lr_size, config.output_nc)
                 self.discriminator = Discriminator()
-                self.discriminator(tf.zeros([1, opt.crop_size, opt.crop_size, opt.output_nc]))
-            self.g_optimizer = keras.optimizers.Adam(opt.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
-            d_beta_1, d_beta_2 = D_BETAS[opt.d_betas]
-            self.d_optimizer = keras.optimizers.Adam(opt.learning_rate, beta_1=d_beta_1, beta_2=d_beta_2,
+                self.discriminator(tf.zeros([1, config.crop_size, config.crop_size, config.output_nc]))
+            self.g_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+            d_beta_1, d_beta_2 = config.d_betas
+            self.d_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=d_beta_1, beta_2=d_beta_2,
                                                      epsilon=1e-8)
             # built now so a restore finds their slots instead of deferring it
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             # this worker's wish to stop (a signal), summed over the replicas in each generator step
             self.stop_vote = tf.Variable(0.0, trainable=False, name="stop_vote")
-            self.loss_scale = {net: LossScale(net) for net in ("G", "D")} if opt.mixed_precision else {}
+            self.loss_scale = {net: LossScale(net) for net in ("G", "D")} if config.mixed_precision else {}
             self.id_net = None
-            if opt.lambda_id > 0:
+            if config.gan_weights.lambda_id > 0:
                 # float32 even with --mixed_precision: a tenth of the step's work, and L_id compares
                 # softmaxes of nearby embeddings. Looked up in its module at call time: the distribution
                 # tests put a small stand-in network there.
-                self.id_net = identity.load_identity_network(opt.id_weights)
+                self.id_net = identity.load_identity_network(config.id_weights)
         self.stop_voted = False  # some worker asked to stop; every worker learns it in the same step
         self.skipped_batches = 0
         self.overflow_steps = 0
 
     # -- step functions (traced) -------------------------------------------
     def _reduce(self, per_example):
-        return tf.nn.compute_average_loss(per_example, global_batch_size=self.opt.batchSize)
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.config.batch_size)
 
     def _sum(self, values):
         return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in values.items()}
@@ -157,7 +156,7 @@ class GanStep:
         """
         logs = {"D_loss": 0.0, "D_accuracy": float("nan")}
         if adversarial:
-            for _ in range(self.opt.D_steps_per_G):
+            for _ in range(self.config.d_steps_per_g):
                 d_logs, d_grads = self.d_compute(batch)
                 d_logs = {k: float(v) for k, v in d_logs.items()}
                 if not self._usable(d_logs, "D", iteration):
@@ -190,7 +189,7 @@ class GanStep:
         if not bad:
             return True
         where = f"iteration {iteration + 1}: {', '.join(bad)} = " + ", ".join(str(logs[k]) for k in bad)
-        if self.opt.skip_nan:
+        if self.config.skip_nan:
             self.skipped_batches += 1
             tqdm.write(f"skipped the batch of {where}")
             return False

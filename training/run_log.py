@@ -1,6 +1,6 @@
 """The run log: what a run tells people, all written by the chief into the run folder.
 
-loss_log.txt (the released code's line format), opt.txt/opt.json, TensorBoard
+loss_log.txt (the released code's line format), TensorBoard
 scalars and image grids (logs/), validation.csv with validation.png, the best
 validation generator (best/), loss_curves.png. Drawing is visualizer.py's.
 """
@@ -17,7 +17,6 @@ from data.images import upscale_bicubic
 from data.pipeline import load_eval_set
 from metrics.quality import quality
 from models import save_generator
-from options.base_options import save_options
 from training.errors import TrainingError
 from utils import atomic_path, atomic_write_text, mean_rows, to_uint8
 from visualizer import image_grid, loss_curves, validation_curve
@@ -52,18 +51,18 @@ def parse_loss_log(path):
 class RunLog:
     """The chief's record of a run of `generator`: losses, TensorBoard, validation and the best generator."""
 
-    def __init__(self, opt, data_config, generator):
-        self.opt = opt
+    def __init__(self, config, data_config, generator):
+        """`config`: a training.config.LogConfig; `data_config`: the pipeline's (framing, crop, Canny)."""
+        self.config = config
         self.data_config = data_config
         self.generator = generator
-        self.folder = opt.experiment_dir
+        self.folder = config.folder
         self.writer = None
         self.best_psnr = float("-inf")
         self.last_logged = None
 
     def open(self):
         """Start writing (after the run state started: a resume has cut the logs back to its checkpoint)."""
-        save_options(self.opt, self.folder)
         self.writer = tf.summary.create_file_writer(os.path.join(self.folder, "logs"))
         best = os.path.join(self.folder, "best", "best.json")
         if os.path.exists(best):  # a resumed run's: a new run's folder holds none
@@ -90,7 +89,7 @@ class RunLog:
             for key, value in logs.items():
                 if value == value:  # D accuracy is NaN before the GAN phase
                     tf.summary.scalar(f"loss/{key}" if key.startswith(("L_", "G_", "D_loss")) else key, value)
-            tf.summary.scalar("learning_rate", float(self.opt.learning_rate))
+            tf.summary.scalar("learning_rate", float(self.config.learning_rate))
 
     def write_loss_curves(self):
         history = parse_loss_log(os.path.join(self.folder, "loss_log.txt"))
@@ -103,14 +102,13 @@ class RunLog:
         return self.generator(lr, training=False)
 
     def load_validation(self):
-        opt = self.opt
+        config = self.config
         try:
-            names, hr, lr = load_eval_set(self.data_config, opt.val_path or opt.test_path,
-                                          limit=opt.val_images or None)
+            names, hr, lr = load_eval_set(self.data_config, config.val_path, limit=config.val_images)
         except ValueError as err:  # no faces to validate on: the user's folder to fix
             raise TrainingError(f"validation: {err}") from err
         self.val_hr, self.val_lr = hr, lr
-        bicubic = [upscale_bicubic(face.astype("uint8"), opt.crop_size // opt.lr_size) for face in lr]
+        bicubic = [upscale_bicubic(face.astype("uint8"), self.data_config.crop_size // config.lr_size) for face in lr]
         self.val_bicubic = mean_rows([quality(b, h) for b, h in zip(bicubic, hr)], VAL_KEYS)
         self.val_names = names
 
@@ -152,11 +150,11 @@ class RunLog:
 
     def write_grid(self, iteration):
         """LR (bicubic) | SR | HR | predicted edge 128 | Canny 128 of the first validation faces."""
-        opt = self.opt
+        data = self.data_config
         count = min(GRID_IMAGES, len(self.val_lr))
         sr, _, _, edge = [o.numpy() for o in self.predict(tf.constant(self.val_lr[:count]))]
-        canny = canny_targets(self.val_hr[:count], opt.canny_low, opt.canny_high, opt.canny_adaptive)[-1].numpy()
-        scale = opt.crop_size // opt.lr_size
+        canny = canny_targets(self.val_hr[:count], data.canny_low, data.canny_high, data.canny_adaptive)[-1].numpy()
+        scale = data.crop_size // self.config.lr_size
         gray = lambda m: np.repeat(to_uint8(m), 3, axis=-1)  # noqa: E731
         rows = [[upscale_bicubic(self.val_lr[i].astype(np.uint8), scale), to_uint8(sr[i]), self.val_hr[i],
                  gray(edge[i]), gray(canny[i])] for i in range(count)]

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -31,21 +30,6 @@ def truncate_logs(folder, iteration):
         kept = [line for line in lines if not (key(line) and int(key(line).group(1)) > iteration)]
         if len(kept) != len(lines):
             atomic_write_text(path, "".join(kept))
-
-
-def pause_for_tests(iteration):
-    """Test-only (EIPNET_TEST_SAVE_PAUSE=FOLDER): hold the save of `iteration` halfway until FOLDER/saving-N goes.
-
-    The checkpoint is written and recorded, the generator not yet exported: a test kills or
-    signals the run at that known point instead of racing a save with a timer.
-    """
-    folder = os.environ.get("EIPNET_TEST_SAVE_PAUSE")
-    if not folder:
-        return
-    marker = os.path.join(folder, f"saving-{iteration}")
-    open(marker, "w").close()
-    while os.path.exists(marker):
-        time.sleep(0.01)
 
 
 def resume_args(argv):
@@ -70,10 +54,11 @@ def resume_args(argv):
 class RunState:
     """The position of a run and its checkpoints: start (restore or initialise) and save."""
 
-    def __init__(self, opt, step, strategy):
-        self.opt = opt
+    def __init__(self, config, step, strategy):
+        """`config`: a training.config.StateConfig."""
+        self.config = config
         self.step = step
-        self.folder = opt.experiment_dir
+        self.folder = config.folder
         self.chief = strategy.extended.should_checkpoint
         with strategy.scope():
             self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
@@ -89,7 +74,7 @@ class RunState:
                 for part in ("value", "good_steps")})
         self.checkpoint = tf.train.Checkpoint(**self.objects)
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.folder, "ckpt"),
-                                                  max_to_keep=opt.max_to_keep, checkpoint_name="ckpt")
+                                                  max_to_keep=config.max_to_keep, checkpoint_name="ckpt")
 
     # -- the position ------------------------------------------------------------
     def epoch_number(self):
@@ -136,13 +121,13 @@ class RunState:
     # -- start, resume ---------------------------------------------------------
     def pick_checkpoint(self):
         """The checkpoint --continue_train resumes: latest, or the one --which_epoch/--which_iter names."""
-        opt = self.opt
+        config = self.config
         checkpoints = self.manager.checkpoints
         if not checkpoints:
             raise TrainingError(f"nothing to resume: no checkpoint in {os.path.join(self.folder, 'ckpt')}"
                                 + ("" if self.chief else " (every worker reads the chief's checkpoints: "
                                                          "--checkpoint_path must be a shared folder)"))
-        if opt.which_iter is None and opt.which_epoch is None:
+        if config.which_iter is None and config.which_epoch is None:
             return checkpoints[-1]
         saved = []
         for prefix in checkpoints:
@@ -150,12 +135,12 @@ class RunState:
             saved.append((prefix, int(reader.get_tensor("iteration/.ATTRIBUTES/VARIABLE_VALUE")),
                           int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")),
                           int(reader.get_tensor("position/.ATTRIBUTES/VARIABLE_VALUE"))))
-        if opt.which_iter is not None:
-            found = [p for p, it, _, _ in saved if it == opt.which_iter]
-            what, have = f"iteration {opt.which_iter}", ", ".join(str(it) for _, it, _, _ in saved)
+        if config.which_iter is not None:
+            found = [p for p, it, _, _ in saved if it == config.which_iter]
+            what, have = f"iteration {config.which_iter}", ", ".join(str(it) for _, it, _, _ in saved)
         else:
-            found = [p for p, _, ep, pos in saved if ep == opt.which_epoch and pos == 0]
-            what = f"the end of epoch {opt.which_epoch}"
+            found = [p for p, _, ep, pos in saved if ep == config.which_epoch and pos == 0]
+            what = f"the end of epoch {config.which_epoch}"
             have = ", ".join(f"epoch {ep}" for _, _, ep, pos in saved if pos == 0) or "none at an epoch end"
         if not found:
             raise TrainingError(f"no checkpoint saved at {what} in {self.manager.directory} (kept: {have})")
@@ -163,17 +148,17 @@ class RunState:
 
     def start(self):
         """Restore (--continue_train) or initialise (--init_weights) the run; returns a status line."""
-        opt = self.opt
-        if opt.continue_train:
+        config = self.config
+        if config.continue_train:
             return self._restore()
-        if opt.init_weights:
+        if config.init_weights:
             self.step.generator.set_weights(
-                load_generator(opt.init_weights, opt.lr_size, opt.output_nc).get_weights())
-            return f"generator initialised from {opt.init_weights}"
+                load_generator(config.init_weights, config.lr_size, config.output_nc).get_weights())
+            return f"generator initialised from {config.init_weights}"
         return "new run"
 
     def _restore(self):
-        opt = self.opt
+        config = self.config
         prefix = self.pick_checkpoint()
         root = self.checkpoint
         if "loss_scale" in self.objects and not any(
@@ -188,11 +173,11 @@ class RunState:
             truncate_logs(self.folder, int(self.iteration.numpy()))
         status = f"resumed {prefix} (iteration {int(self.iteration.numpy())})"
         saved_rate = float(self.step.g_optimizer.learning_rate.numpy())
-        if not math.isclose(saved_rate, opt.learning_rate, rel_tol=1e-6):  # stored as float32
+        if not math.isclose(saved_rate, config.learning_rate, rel_tol=1e-6):  # stored as float32
             # the checkpoint holds the rate the run had; a changed --learning_rate is the user's decision
             for optimizer in (self.step.g_optimizer, self.step.d_optimizer):
-                optimizer.learning_rate = opt.learning_rate
-            status += f"; learning rate now {opt.learning_rate:g} (it was {saved_rate:g})"
+                optimizer.learning_rate = config.learning_rate
+            status += f"; learning rate now {config.learning_rate:g} (it was {saved_rate:g})"
         return status
 
     # -- save --------------------------------------------------------------------
@@ -211,7 +196,6 @@ class RunState:
         # checkpoint (killed before the export below, which must still happen)
         if not (self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{iteration}")):
             self.manager.save(checkpoint_number=iteration)
-            pause_for_tests(iteration)
         with atomic_path(os.path.join(self.folder, "generator.weights.h5"), suffix=".weights.h5") as tmp:
             save_generator(self.step.generator, tmp)
         return self.manager.latest_checkpoint

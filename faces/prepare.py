@@ -1,8 +1,8 @@
 """Training faces from ordinary photos, and the measures that decide which ones are kept.
 
 `examine_photo` finds every face with the real-photo detector
-(`alignment.detect_faces`) and frames each one exactly as the real-photo
-path does (`alignment.frame_matrix`, `alignment.face_in_frame`): a 128x128
+(`detect.detect_faces`) and frames each one exactly as the real-photo
+path does (`align.frame_matrix`, `align.face_in_frame`): a 128x128
 HR face, the frame the training pipeline's folder mode reads as it is. A face
 is kept unless
 
@@ -18,9 +18,9 @@ The thresholds' measurements are in docs/training.md, "Preparing your own faces"
 import cv2
 import numpy as np
 
-from data import alignment as al
 from data.constants import FRAME
 from data.images import read_image
+from faces import align, detect, paste
 
 WRITTEN, TOO_SMALL, TOO_BLURRED, DUPLICATE = "written", "too_small", "too_blurred", "duplicate"
 MIN_FRAME = FRAME   # from here up the 128 frame takes at least one photo pixel per frame pixel
@@ -33,7 +33,7 @@ SIGNATURE_SIDE = 16
 # copies of faces against pairs of distinct faces (docs/training.md): a missed copy costs a face
 # seen twice, a false match a face lost, so it sits nearer the copies than the distinct pairs.
 DUPLICATE_DISTANCE = 0.35
-_FACE = al.face_mask() >= 0.5   # the face, not its frame's background
+_FACE = paste.face_mask() >= 0.5   # the face, not its frame's background
 
 
 def _grey(face):
@@ -90,10 +90,10 @@ def examine_photo(photo, detector=None):
     """Every face of a uint8 RGB photo, left to right: dicts of index, frame_px, confidence, face
     (uint8 [128, 128, 3], framed as the real-photo path frames it) and its sharpness."""
     found = []
-    for k, face in enumerate(al.detect_faces(photo, detector)):
-        matrix = al.frame_matrix(face.landmarks)
-        framed = al.face_in_frame(photo, matrix)
-        found.append({"index": k, "frame_px": al.frame_side(matrix), "confidence": face.confidence,
+    for k, face in enumerate(detect.detect_faces(photo, detector)):
+        matrix = align.frame_matrix(face.landmarks)
+        framed = align.face_in_frame(photo, matrix)
+        found.append({"index": k, "frame_px": align.frame_side(matrix), "confidence": face.confidence,
                       "face": framed, "sharpness": sharpness(framed)})
     return found
 

@@ -1,6 +1,6 @@
 """Super-resolving the faces of an ordinary photo: the one entry point test.py and the demo share.
 
-    from data.photo import super_resolve_photo
+    from faces.photo import super_resolve_photo
     result = super_resolve_photo(photo, predict, upscale=4)
     result.composed        # uint8 [H * 4, W * 4, 3]
     result.faces           # one dict per face found: box, frame_px, confidence, status
@@ -8,10 +8,11 @@
 
 The output is the photo upscaled bicubically, with each face the model can
 help replaced by its super-resolution: the generator (convolutional) is fed
-the photo's own pixels about the face (`alignment.input_crop`: nothing is
+the photo's own pixels about the face (`align.input_crop`: nothing is
 interpolated before the model), its 8x output is corrected to agree with that
 input at the input's scale (`match_input`) and warped back once into the
-upscaled photo, blended over the face only. Geometry lives in data/alignment.py.
+upscaled photo, blended over the face only. Detection is faces/detect.py, geometry
+faces/align.py, pasting back faces/paste.py.
 
 Which faces (status of each):
 * "super-resolved": the face's frame spans at most `max_frame` photo px;
@@ -27,26 +28,22 @@ import time
 import cv2
 import numpy as np
 
-from data import alignment as al
 from data.constants import FRAME, SCALE
 from data.degradation import match_input
+from faces import align, detect, paste, sizes
 from utils import to_uint8
 
 SUPER_RESOLVED = "super-resolved"
 TOO_LARGE = "too large for the 8x model: left as bicubic"
 TOO_SMALL = "too small: left as bicubic"
 MIN_PHOTO_SIDE = 8   # a photo narrower than this cannot hold a face: not searched
-# Defaults set from `python -m scripts.real_world_bench` (docs/evaluation.md,
-# "Real photos"): faces with frames of 11 to 89 photo px all gained over bicubic
-# (89 px, a large face halved, run with --upscale 2: +1.52 dB, worst face
-# +0.71); larger ones were not measured, and cost the generator quadratically
-# more, so they are left as the bicubic photo. Every box the detector finds
-# (down to ~5 px) gains: no lower limit.
+# Faces whose frame spans more photo px were not measured by `python -m scripts.real_world_bench`,
+# and cost the generator quadratically more: they stay bicubic. Every box the detector finds is
+# worth super-resolving: no lower limit (docs/evaluation.md, "How much it helps on real photos").
 MAX_FRAME = 96.0
 MIN_FACE = 0.0
-# Output pixels per generator call: test.py's 16 faces of 128x128. Its
-# activations grow with the output's area (a 12-face photo of 89 px frames in
-# one call took over 15 GB), so larger faces go through a few at a time.
+# Output pixels per generator call: test.py's 16 faces of 128x128. Its activations grow with the
+# output's area, so larger faces go through a few at a time (docs/evaluation.md, "Real photos").
 MAX_BATCH_PIXELS = 16 * FRAME * FRAME
 
 
@@ -77,8 +74,8 @@ class PhotoResult:
                  f"{SUPER_RESOLVED}"]
         large = [f for f in self.faces if f["status"] == TOO_LARGE]
         if large:
-            sizes = ", ".join(f"{face['frame_px']:.0f}" for face in large)
-            parts.append(f"{len(large)} {TOO_LARGE} (frame {sizes} px > {self.max_frame:g}; "
+            frames = ", ".join(f"{face['frame_px']:.0f}" for face in large)
+            parts.append(f"{len(large)} {TOO_LARGE} (frame {frames} px > {self.max_frame:g}; "
                          f"--force_large super-resolves them)")
         small = self.count(TOO_SMALL)
         if small:
@@ -108,9 +105,9 @@ def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_larg
 
 def super_resolve_faces(photo, matrices, predict, raw_output=False):
     """(inputs, outputs, image maps) for faces whose 128-frame maps are `matrices`: the generator's
-    input crops (uint8 [n, n, 3], `alignment.input_crop`), its outputs corrected by `match_input`
+    input crops (uint8 [n, n, 3], `align.input_crop`), its outputs corrected by `match_input`
     unless `raw_output` (uint8 [8n, 8n, 3]) and each output's photo -> output-pixel 2x3 map."""
-    inputs, maps = zip(*(al.input_crop(photo, m) for m in matrices)) if matrices else ((), ())
+    inputs, maps = zip(*(align.input_crop(photo, m) for m in matrices)) if matrices else ((), ())
     outputs = [None] * len(inputs)
     by_size = {}
     for k, crop in enumerate(inputs):
@@ -125,23 +122,23 @@ def super_resolve_faces(photo, matrices, predict, raw_output=False):
 
 
 def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_frame=MAX_FRAME,
-                        force_large=False, detector=None, max_pixels=al.MAX_OUTPUT_PIXELS, raw_output=False):
+                        force_large=False, detector=None, max_pixels=sizes.MAX_OUTPUT_PIXELS, raw_output=False):
     """Every face of a uint8 RGB photo [H, W, 3] the model can help, super-resolved; a `PhotoResult`.
 
     predict(lr float32 [N, n, n, 3] on [0, 255]) -> float [N, 8n, 8n, 3] or a
     tuple whose first item is that (the generator's outputs; it is fully
-    convolutional, n >= 16 is the face's crop, see `alignment.input_crop`). upscale:
+    convolutional, n >= 16 is the face's crop, see `align.input_crop`). upscale:
     whole number >= 1, the output is exactly upscale x the photo's size. The
     size check runs first: a too-large request raises
-    alignment.PhotoTooLargeError (a ValueError). Faces are classified by
+    sizes.PhotoTooLargeError (a ValueError). Faces are classified by
     `status_of`; all but the super-resolved ones stay bicubic, as does a
     photo without faces or under MIN_PHOTO_SIDE px. `raw_output` pastes the
     generator's outputs without `match_input`.
     """
     start = time.perf_counter()
-    photo = al._check_photo(photo)
+    photo = sizes.check_photo(photo)
     h, w = photo.shape[:2]
-    out_h, out_w = al.check_output_size(h, w, upscale, max_pixels)
+    out_h, out_w = sizes.check_output_size(h, w, upscale, max_pixels)
     upscale = int(upscale)
     composed = cv2.resize(photo, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
     result = PhotoResult(composed=composed, faces=[], lr={}, sr={}, matrices=[], upscale=upscale,
@@ -151,12 +148,12 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
         result.note = f"too small to hold a face ({w}x{h} px, under {MIN_PHOTO_SIDE} px)"
         result.seconds["total"] = time.perf_counter() - start
         return result
-    found = al.detect_faces(photo, detector)
+    found = detect.detect_faces(photo, detector)
     result.seconds["detect"] = time.perf_counter() - start
     chosen = []
     for k, face in enumerate(found):
-        matrix = al.frame_matrix(face.landmarks)
-        frame_px = al.frame_side(matrix)
+        matrix = align.frame_matrix(face.landmarks)
+        frame_px = align.frame_side(matrix)
         status = status_of(face, frame_px, min_face, max_frame, force_large)
         result.matrices.append(matrix)
         result.faces.append({"box": [round(float(v), 1) for v in face.box], "frame_px": round(frame_px, 1),
@@ -170,6 +167,6 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
         result.seconds["generator"] = time.perf_counter() - t
         for k, lr, sr, image_map in zip(chosen, inputs, outputs, maps):
             result.lr[k], result.sr[k] = lr, sr
-            al.paste(composed, sr, image_map, result.matrices[k], upscale)
+            paste.paste(composed, sr, image_map, result.matrices[k], upscale)
     result.seconds["total"] = time.perf_counter() - start
     return result

@@ -1,0 +1,1 @@
+"""Performance measurements: the benchmark behind scripts/benchmark.py."""
