@@ -1,4 +1,4 @@
-"""HR -> LR degradation of the released code, in TensorFlow.
+"""HR -> LR degradations: the released code's (the paper's), in TensorFlow, and one for real inputs.
 
 The released code makes the 16x16 input by three successive 2x
 `cv2.resize(..., INTER_LINEAR)` steps on uint8 images. At exactly half size
@@ -6,6 +6,9 @@ OpenCV's INTER_LINEAR averages each 2x2 block and rounds half up, so each step
 is a 2x2 average pool followed by floor(x + 0.5). Doing it in TF keeps one
 function for test.py (eager, on a batch) and the tf.data pipeline (in graph).
 """
+import dataclasses
+import math
+
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -40,6 +43,82 @@ def pyramid(hr):
 def degrade(hr):
     """The H/8 x W/8 LR input for HR pixels (batch or single image)."""
     return pyramid(hr)[-1]
+
+
+# the real recipe's downsampling kernels, drawn with equal odds
+KERNELS = ("area", "bilinear", "bicubic")
+
+
+@dataclasses.dataclass(frozen=True)
+class RealRecipe:
+    """Ranges of the real-input degradation (train.py --degradation_recipe real; defaults in options/).
+
+    A sample is clean (the paper's pyramid alone) with probability `clean`;
+    otherwise its HR face is blurred (probability `blur`, Gaussian sigma
+    uniform in `blur_sigma` HR px), shrunk 8x by a kernel of KERNELS, rounded
+    to 8 bits, given Gaussian noise (probability `noise`, sigma uniform in
+    `noise_sigma` grey levels) and a JPEG round trip (probability `jpeg`,
+    quality uniform over the integers of `jpeg_quality`).
+    """
+    clean: float
+    blur: float
+    blur_sigma: tuple[float, float]
+    noise: float
+    noise_sigma: tuple[float, float]
+    jpeg: float
+    jpeg_quality: tuple[int, int]
+
+
+def gaussian_blur(image, sigma, radius):
+    """[H, W, C] float image blurred by a Gaussian of std `sigma` (a tensor), truncated at `radius` px."""
+    x = tf.range(-radius, radius + 1, dtype=tf.float32)
+    taps = tf.exp(-0.5 * tf.square(x / tf.maximum(sigma, 1e-3)))
+    taps /= tf.reduce_sum(taps)
+    channels = image.shape[-1]
+    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    rows = tf.tile(tf.reshape(taps, [-1, 1, 1, 1]), [1, 1, channels, 1])
+    cols = tf.tile(tf.reshape(taps, [1, -1, 1, 1]), [1, 1, channels, 1])
+    blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(blurred, cols, [1, 1, 1, 1], "VALID")[0]
+
+
+def shrink(hr, kernel):
+    """float [H/8, W/8, C] of one float HR face by KERNELS[kernel] (a tensor index), not yet rounded."""
+    h, w = hr.shape[0] // SCALE, hr.shape[1] // SCALE
+    candidates = [tf.nn.avg_pool2d(hr[None], SCALE, SCALE, "VALID")[0],
+                  pyramid(hr)[-1],
+                  tf.image.resize(hr, [h, w], method="bicubic", antialias=True)]
+    return tf.gather(tf.stack(candidates), kernel)
+
+
+def _jpeg_np(lr, quality):
+    return lr if quality == 0 else jpeg_roundtrip(lr, int(quality))
+
+
+def real_degrade(hr, seed, recipe):
+    """LR input [H/8, W/8, 3] (float, integer values 0-255) of one float HR face, drawn by a stateless `seed`.
+
+    A pure function of (hr, seed, recipe). The JPEG round trip is OpenCV's,
+    the codec the test and real-photo paths read and write with.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 9)
+
+    def uniform(i, low=0.0, high=1.0):
+        return tf.random.stateless_uniform([], seeds[i], low, high)
+
+    radius = max(1, math.ceil(3 * recipe.blur_sigma[1]))
+    blurred = tf.where(uniform(1) < recipe.blur,
+                       gaussian_blur(hr, uniform(2, *recipe.blur_sigma), radius), hr)
+    kernel = tf.random.stateless_uniform([], seeds[3], 0, len(KERNELS), tf.int32)
+    lr = tf.clip_by_value(tf.round(shrink(blurred, kernel)), 0, 255)
+    noisy = lr + uniform(5, *recipe.noise_sigma) * tf.random.stateless_normal(tf.shape(lr), seeds[6])
+    lr = tf.where(uniform(4) < recipe.noise, tf.clip_by_value(tf.round(noisy), 0, 255), lr)
+    low, high = recipe.jpeg_quality
+    quality = tf.random.stateless_uniform([], seeds[8], low, high + 1, tf.int32)
+    quality = tf.where(uniform(7) < recipe.jpeg, quality, 0)
+    lr = tf.numpy_function(_jpeg_np, [tf.cast(lr, tf.uint8), quality], tf.uint8, stateful=False)
+    lr = tf.ensure_shape(tf.cast(lr, tf.float32), [hr.shape[0] // SCALE, hr.shape[1] // SCALE, hr.shape[2]])
+    return tf.where(uniform(0) < recipe.clean, pyramid(hr)[-1], lr)
 
 
 def jpeg_roundtrip(image, quality=JPEG_QUALITY):

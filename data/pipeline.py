@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from data.augment import augment
 from data.canny import canny_maps
-from data.degradation import degrade, pyramid
+from data.degradation import RealRecipe, degrade, pyramid, real_degrade
 from data.images import IMAGE_EXTENSIONS, ImageReadError, decode_image, is_local, is_shard_path, prepare_hr, read_image
 from data.storage import find_shards, interleaved_records, list_image_paths, numbered_records, read_bytes, shard_names
 
@@ -79,6 +79,7 @@ class DataConfig:
     canny_adaptive: bool
     partition_file: str | None  # None: every file; else only the names in its partition 0
     cache_memory_mb: float  # 0 disables the cache
+    real: RealRecipe | None = None  # the LR input's degradation: None, the paper's; else the real-input recipe
 
     @classmethod
     def from_options(cls, opt):
@@ -87,7 +88,16 @@ class DataConfig:
                    crop_size=opt.crop_size, batch_size=opt.batchSize, seed=opt.seed, flip=not opt.no_flip,
                    rotate=not opt.no_rotate, canny_low=opt.canny_low, canny_high=opt.canny_high,
                    canny_adaptive=opt.canny_adaptive, partition_file=opt.partition_file or None,
-                   cache_memory_mb=opt.cache_memory_mb)
+                   cache_memory_mb=opt.cache_memory_mb, real=real_recipe(opt))
+
+
+def real_recipe(opt):
+    """The RealRecipe of train.py's --degradation_recipe real and --real_* options; None for the paper's."""
+    if opt.degradation_recipe != "real":
+        return None
+    return RealRecipe(clean=opt.real_clean, blur=opt.real_blur, blur_sigma=tuple(opt.real_blur_sigma),
+                      noise=opt.real_noise, noise_sigma=tuple(opt.real_noise_sigma), jpeg=opt.real_jpeg,
+                      jpeg_quality=tuple(opt.real_jpeg_quality))
 
 
 def read_partition_file(path):
@@ -168,6 +178,8 @@ def element_maker(key, config):
         seed = tf.random.experimental.stateless_fold_in(key, position)
         hr = tf.cast(augment(image, seed, crop, config.flip, config.rotate), tf.float32)
         half, quarter, lr = pyramid(hr)
+        if config.real is not None:
+            lr = real_degrade(hr, tf.random.experimental.stateless_fold_in(seed, 1), config.real)
         c128, c64, c32 = canny_maps([hr, half, quarter], config.canny_low, config.canny_high,
                                     config.canny_adaptive)
         return {"lr": lr, "hr": hr, "canny_32": c32, "canny_64": c64, "canny_128": c128}

@@ -84,6 +84,22 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--seed", type=int, default=0,
                             help="seed of weight init, shuffling and augmentation (same seed, same run)")
         parser.add_argument("--no_rotate", action="store_true", help="no random 90/180/270 degree rotations")
+        parser.add_argument("--degradation_recipe", choices=("paper", "real"), default="paper",
+                            help="how a training HR face becomes its 16x16 input: paper = the released code's "
+                                 "bilinear pyramid; real = the --real_* draws below, for compressed, noisy "
+                                 "inputs (docs/training.md#a-recipe-for-real-inputs)")
+        parser.add_argument("--real_clean", type=float, default=0.25,
+                            help="real recipe: share of samples given the paper's degradation alone")
+        parser.add_argument("--real_blur", type=float, default=0.2, help="real recipe: probability of a blur")
+        parser.add_argument("--real_blur_sigma", type=float, nargs=2, default=(0.2, 1.5), metavar=("LOW", "HIGH"),
+                            help="real recipe: range of the Gaussian blur's sigma, in HR pixels")
+        parser.add_argument("--real_noise", type=float, default=0.3, help="real recipe: probability of noise")
+        parser.add_argument("--real_noise_sigma", type=float, nargs=2, default=(0.0, 5.0), metavar=("LOW", "HIGH"),
+                            help="real recipe: range of the Gaussian noise's sigma on the 16x16 input, grey levels")
+        parser.add_argument("--real_jpeg", type=float, default=0.8,
+                            help="real recipe: probability of a JPEG round trip of the 16x16 input")
+        parser.add_argument("--real_jpeg_quality", type=int, nargs=2, default=(30, 95), metavar=("LOW", "HIGH"),
+                            help="real recipe: range of the JPEG quality (integers, both included)")
         parser.add_argument("--canny_low", type=float, default=50, help="Canny low threshold of the edge targets")
         parser.add_argument("--canny_high", type=float, default=255, help="Canny high threshold")
         parser.add_argument("--canny_adaptive", action="store_true",
@@ -134,6 +150,14 @@ class TrainOptions(BaseOptions):
         if opt.overwrite and opt.init_weights and _inside(opt.init_weights, run_folder):
             parser.error(f"--overwrite would delete --init_weights {opt.init_weights}: copy the weights elsewhere "
                          "or train into another --save_path")
+        for name in ("real_clean", "real_blur", "real_noise", "real_jpeg"):
+            if not 0 <= getattr(opt, name) <= 1:
+                parser.error(f"--{name} is a probability: 0 to 1, got {getattr(opt, name)}")
+        for name, low, high in (("real_blur_sigma", 0, 10), ("real_noise_sigma", 0, 255),
+                                ("real_jpeg_quality", 1, 100)):
+            lo, hi = getattr(opt, name)
+            if not low <= lo <= hi <= high:
+                parser.error(f"--{name} needs {low} <= LOW <= HIGH <= {high}, got {lo} {hi}")
         if opt.canny_low > opt.canny_high:
             parser.error(f"--canny_low ({opt.canny_low}) must not exceed --canny_high ({opt.canny_high})")
 

@@ -334,11 +334,14 @@ def run_pipeline(args, ctx):
     shards = os.path.join(tempfile.mkdtemp(prefix="pipeline_shards_", dir=ctx.work_dir), "faces")  # a rerun's own
     write_shards(folder, shards, total_mb / PIPELINE_SHARDS, progress=False)
     rows = []
-    for label, path, cache_mb in (("cached (steady state)", folder, 4096), ("decode every epoch", folder, 0),
-                                  ("shards, decode every epoch", shards + "-*" + SHARD_SUFFIX, 0)):
+    for label, path, cache_mb, recipe in (
+            ("cached (steady state)", folder, 4096, "paper"), ("decode every epoch", folder, 0, "paper"),
+            ("shards, decode every epoch", shards + "-*" + SHARD_SUFFIX, 0, "paper"),
+            ("cached, real-input recipe", folder, 4096, "real")):
         # train.py's defaults for everything else: parsed, not validated, so CUDA_VISIBLE_DEVICES stays as it is
         opt = TrainOptions().parser().parse_args(["--train_path", path, "--batchSize", str(batch),
-                                                  "--cache_memory_mb", str(cache_mb)])
+                                                  "--cache_memory_mb", str(cache_mb),
+                                                  "--degradation_recipe", recipe])
         data = TrainData(DataConfig.from_options(opt))
         options = tf.data.Options()
         options.threading.private_threadpool_size = 1

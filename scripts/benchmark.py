@@ -14,7 +14,8 @@ One run measures, on the current machine:
   difference to the Keras fp32 output, PSNR to it, and the PSNR change against
   the HR faces;
 * the training data pipeline alone (data.pipeline.TrainData, one core), from
-  files and from TFRecord shards of the same files;
+  files and from TFRecord shards of the same files, and with the real-input
+  degradation recipe;
 * training: images/s and peak resident memory of train.py's step for G-only
   losses, + identity, + GAN, + both (each in a fresh process), against what
   the networks' FLOPs (TF's profiler on the frozen graphs) predict;

@@ -216,7 +216,7 @@ def test_benchmark_quick_writes_json_and_markdown(exported, tmp_path):
     assert quality["savedmodel"]["max_abs_diff_vs_keras"] <= 0.5
     assert quality["tflite_fp32"]["max_abs_diff_vs_keras"] <= 0.5
     assert {r["pipeline"] for r in report["pipeline"]} == {"cached (steady state)", "decode every epoch",
-                                                           "shards, decode every epoch"}
+                                                           "shards, decode every epoch", "cached, real-input recipe"}
     assert all(r["images_per_s"] > 0 for r in report["pipeline"])
     md = (out.parent / "b.md").read_text()
     assert "fp32 dense matmul rate" in md and "| tflite_int8 | 1 |" in md and report["machine"] in md
