@@ -1,5 +1,6 @@
-"""test.py --degradation: the LR input each choice makes, against independent computations
-(numpy block means, the released code's cv2 steps, Pillow's JPEG codec)."""
+"""test.py --degradation and its controls (--blur_sigma, --noise_sigma, --jpeg_quality): the LR input each
+makes, against independent computations (numpy block means, the released code's cv2 steps, OpenCV's
+Gaussian blur and JPEG codec, Pillow's JPEG codec and bicubic resize)."""
 import io
 import json
 import os
@@ -22,7 +23,7 @@ from test_cli_test import (  # noqa: F401
     super_resolve,
 )
 
-from data.degradation import DEGRADATIONS, degrade_test, match_input
+from data.degradation import DEGRADATIONS, InputDegradation, degrade_test, match_input
 from options.test_options import TestOptions
 from tests.references import block_means, consistent_with_input
 
@@ -37,21 +38,99 @@ def faces():
     return [released_hr(os.path.join(TEST_IMAGES, s + ".jpg")) for s in STEMS[:3]]
 
 
+def cv2_jpeg(image, quality):
+    ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def cv2_blur(hr, sigma):
+    """float32 HR blurred by OpenCV, taps to 3 sigmas (at least 1 px), edges mirrored as TF's REFLECT."""
+    radius = max(1, int(np.ceil(3 * sigma)))
+    return cv2.GaussianBlur(hr.astype(np.float32), (2 * radius + 1,) * 2, sigma, borderType=cv2.BORDER_REFLECT_101)
+
+
+def rounded_pyramid(image):
+    """The training kernel on a float image: three 2x2 block means, each rounded half up."""
+    for _ in range(3):
+        image = np.floor(block_means(image, 2) + 0.5)
+    return image
+
+
+def to_uint8(image):
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+def degraded(hr, kind="bilinear", name="", **controls):
+    return degrade_test(hr, InputDegradation.of(kind, **controls), name)
+
+
 def test_each_degradation_against_an_independent_computation():
     choices = next(a.choices for a in TestOptions().parser()._actions if a.dest == "degradation")
-    assert tuple(choices) == DEGRADATIONS == ("bilinear", "area", "jpeg")
+    assert tuple(choices) == DEGRADATIONS == ("bilinear", "area", "bicubic", "jpeg")
     for hr in faces():
-        bilinear = degrade_test(hr, "bilinear")
+        bilinear = degraded(hr, "bilinear")
         np.testing.assert_array_equal(bilinear, released_lr(hr))
-        area = degrade_test(hr, "area")
+        area = degraded(hr, "area")
         assert area.dtype == np.uint8 and area.shape == (16, 16, 3)
+        np.testing.assert_array_equal(area, cv2.resize(hr, (16, 16), interpolation=cv2.INTER_AREA))
         # INTER_AREA at 8x is the 8x8 mean; OpenCV's fixed-point rounding may move it by one level
         assert np.abs(area.astype(int) - np.floor(block_means(hr) + 0.5)).max() <= 1
-        jpeg = degrade_test(hr, "jpeg")
+        # TF's antialiased bicubic and Pillow's (both Keys a = -0.5, kernel widened 8x) round apart by 2 at most
+        bicubic = degraded(hr, "bicubic")
+        pillow = np.asarray(Image.fromarray(hr).resize((16, 16), Image.BICUBIC))
+        assert np.abs(bicubic.astype(int) - pillow).max() <= 2 and np.abs(bicubic.astype(int) - pillow).mean() < 0.2
+        assert np.abs(bicubic.astype(int) - area).max() > 5
+        jpeg = degraded(hr, "jpeg")  # what --degradation jpeg has always given
         np.testing.assert_array_equal(jpeg, pillow_jpeg(released_lr(hr)))
+        np.testing.assert_array_equal(jpeg, degraded(hr, jpeg_quality=75))
         assert np.abs(jpeg.astype(int) - bilinear).mean() > 1  # quality 75 on 16x16 visibly changes it
     with pytest.raises(ValueError, match="unknown degradation 'nearest'"):
-        degrade_test(faces()[0], "nearest")
+        degraded(faces()[0], "nearest")
+
+
+@pytest.mark.parametrize("sigma", [0.6, 1.5, 3.0])
+def test_blur_is_opencvs_gaussian_of_the_hr_before_the_kernel(sigma):
+    for hr in faces()[:2]:
+        blurred = cv2_blur(hr, sigma)
+        area = degraded(hr, "area", blur_sigma=sigma)
+        np.testing.assert_array_equal(area, to_uint8(cv2.resize(blurred, (16, 16), interpolation=cv2.INTER_AREA)))
+        np.testing.assert_array_equal(degraded(hr, blur_sigma=sigma), to_uint8(rounded_pyramid(blurred)))
+        assert np.abs(area.astype(int) - degraded(hr, "area")).mean() > 0.2  # the blur did something
+
+
+def test_jpeg_quality_is_opencvs_round_trip_of_the_lr():
+    for hr in faces():
+        for quality in (20, 60, 95):
+            np.testing.assert_array_equal(degraded(hr, jpeg_quality=quality), cv2_jpeg(released_lr(hr), quality))
+        np.testing.assert_array_equal(degraded(hr, "area", jpeg_quality=40),
+                                      cv2_jpeg(cv2.resize(hr, (16, 16), interpolation=cv2.INTER_AREA), 40))
+
+
+def test_noise_on_a_flat_face_has_the_asked_sigma_and_depends_on_the_name_only():
+    flat = np.full((128, 128, 3), 120, np.uint8)
+    for sigma in (2.0, 8.0):
+        noise = degraded(flat, "area", "a/face_1", noise_sigma=sigma).astype(float) - 120
+        assert abs(noise.mean()) < 0.1 * sigma
+        assert abs(noise.std() - np.hypot(sigma, np.sqrt(1 / 12))) < 0.1 * sigma  # rounding adds 1/12
+        assert np.array_equal(noise, degraded(flat, "area", "a/face_1", noise_sigma=sigma).astype(float) - 120)
+        other = degraded(flat, "area", "a/face_2", noise_sigma=sigma).astype(float) - 120
+        assert abs(np.corrcoef(noise.ravel(), other.ravel())[0, 1]) < 0.15
+    np.testing.assert_array_equal(degraded(flat, "area", noise_sigma=0), flat[:16, :16])
+
+
+def test_controls_combine_in_the_stated_order():
+    """blur of the HR, kernel, 8-bit rounding, noise, JPEG. The noise a name draws is read off a flat face
+    (whole grey levels added to a whole-level input round the same as on the face)."""
+    controls = {"blur_sigma": 1.2, "noise_sigma": 3.0, "jpeg_quality": 50}
+    for i, hr in enumerate(faces()):
+        name = f"person/{i}"
+        noise = degraded(np.full_like(hr, 128), "area", name, noise_sigma=3.0).astype(int) - 128
+        shrunk = to_uint8(cv2.resize(cv2_blur(hr, 1.2), (16, 16), interpolation=cv2.INTER_AREA))
+        expected = cv2_jpeg(np.clip(shrunk.astype(int) + noise, 0, 255).astype(np.uint8), 50)
+        np.testing.assert_array_equal(degraded(hr, "area", name, **controls), expected)
+    assert InputDegradation.of("area", **controls).label() == "area, blur 1.2, noise 3, JPEG 50"
+    assert InputDegradation.of("jpeg").label() == "bilinear, JPEG 75"
 
 
 def test_match_input_is_one_back_projection_step():
