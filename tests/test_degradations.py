@@ -151,7 +151,10 @@ def test_match_input_is_one_back_projection_step():
     assert psnr[1] > psnr[0] + 1, psnr   # the cast is gone, the noise finer than 8 px stays
 
 
-@pytest.mark.parametrize("kind", ["area", "jpeg"])
+COMBINED = ["--degradation", "area", "--blur_sigma", "1.2", "--noise_sigma", "3", "--jpeg_quality", "60"]
+
+
+@pytest.mark.parametrize("kind", ["combined", "jpeg"])
 @pytest.mark.slow
 def test_test_py_feeds_the_model_the_chosen_lr(kind, generator, tmp_path):  # noqa: F811
     src = tmp_path / "faces"
@@ -160,14 +163,25 @@ def test_test_py_feeds_the_model_the_chosen_lr(kind, generator, tmp_path):  # no
     for stem in stems:
         shutil.copy(os.path.join(TEST_IMAGES, stem + ".jpg"), src)
     out = tmp_path / "out"
+    argv = COMBINED if kind == "combined" else ["--degradation", "jpeg"]
     result = run_test_py("--weight_path", generator.weights_folder, "--test_path", src, "--image_save_path", out,
-                         "--degradation", kind, "--num_figures", 0, *NO_HEAVY)
+                         *argv, "--num_figures", 0, *NO_HEAVY)
     assert result.returncode == 0, result.stderr
-    assert json.loads((out / "summary.json").read_text())["degradation"] == kind
+    summary = json.loads((out / "summary.json").read_text())
     hrs = [released_hr(os.path.join(TEST_IMAGES, s + ".jpg")) for s in stems]
-    if kind == "area":
-        lrs = [cv2.resize(hr, (16, 16), interpolation=cv2.INTER_AREA) for hr in hrs]
+    if kind == "combined":
+        assert "| input: area, blur 1.2, noise 3, JPEG 60 |" in result.stdout
+        assert {k: summary[k] for k in ("degradation", "kernel", "blur_sigma", "noise_sigma", "jpeg_quality")} == {
+            "degradation": "area", "kernel": "area", "blur_sigma": 1.2, "noise_sigma": 3.0, "jpeg_quality": 60}
+        lrs = []
+        for stem, hr in zip(stems, hrs):
+            # each face's noise, read off a flat face of its name (test_controls_combine_in_the_stated_order)
+            noise = degrade_test(np.full_like(hr, 128), InputDegradation.of("area", noise_sigma=3), stem)
+            shrunk = to_uint8(cv2.resize(cv2_blur(hr, 1.2), (16, 16), interpolation=cv2.INTER_AREA))
+            lrs.append(cv2_jpeg(np.clip(shrunk.astype(int) + noise - 128, 0, 255).astype(np.uint8), 60))
     else:
+        assert "| input: bilinear, JPEG 75 |" in result.stdout
+        assert (summary["degradation"], summary["kernel"], summary["jpeg_quality"]) == ("jpeg", "bilinear", 75)
         lrs = [pillow_jpeg(released_lr(hr)) for hr in hrs]
     expected = super_resolve(generator, lrs)
     for stem, hr, lr, sr in zip(stems, hrs, lrs, expected):
@@ -178,14 +192,70 @@ def test_test_py_feeds_the_model_the_chosen_lr(kind, generator, tmp_path):  # no
         assert not np.array_equal(bicubic, trained_way)  # the input was not the training degradation's
 
 
+class RecordingModel:
+    """Stands in for the generator: keeps every LR batch it is given, returns its nearest-neighbour x8."""
+
+    def __init__(self):
+        self.inputs = []
+
+    def predict(self, lr_batch):
+        self.inputs.append(lr_batch.astype(np.uint8))
+        return np.repeat(np.repeat(lr_batch, 8, axis=1), 8, axis=2), None
+
+
+def test_noise_is_the_same_for_any_workers_order_and_batch_and_on_a_rerun(tmp_path, monkeypatch):
+    from evaluation.faces import evaluate_faces
+    from utils import output_stems
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # parse() sets it; the monkeypatch puts it back
+    src = tmp_path / "faces"
+    for stem in STEMS[:3]:
+        (src / stem).mkdir(parents=True)
+        shutil.copy(os.path.join(TEST_IMAGES, stem + ".jpg"), src / stem)
+    weights = tmp_path / "weights.h5"
+    weights.write_bytes(b"")
+    files = sorted(str(p) for p in src.rglob("*.jpg"))
+    stems = dict(zip(files, output_stems(files, str(src))))
+    seen = []
+    for workers, batch, order in ((1, 1, files), (2, 2, files[::-1]), (1, 3, files)):
+        opt = TestOptions().parse(["--test_path", str(src), "--weight_path", str(weights), "--workers", str(workers),
+                                   "--batchSize", str(batch), "--noise_sigma", "6", "--num_figures", "0"])
+        model = RecordingModel()
+        out = tmp_path / f"out_{workers}_{batch}"
+        run = evaluate_faces(opt, order, model, None, False, str(out), stems)
+        assert run.processed == 3 and len(list(out.rglob("*_SR.png"))) == 3
+        lrs = np.concatenate(model.inputs[1:])  # the first batch is the untimed warm-up call
+        seen.append({stems[path]: lr for path, lr in zip(order, lrs)})
+    for by_name in seen[1:]:
+        for name, lr in by_name.items():
+            np.testing.assert_array_equal(lr, seen[0][name])
+    for path in files:
+        clean = released_lr(released_hr(path))
+        noise = seen[0][stems[path]].astype(int) - clean
+        assert 3 < noise.std() < 9, noise.std()  # the noise asked for, on each face
+
+
 @pytest.mark.parametrize("argv, words", [
-    (["--degradation", "jpeg", "--lr_input"], "does not apply to --lr_input"),
+    (["--degradation", "jpeg", "--lr_input"], "--degradation jpeg: the LR face is made from an HR one; this does "
+                                              "not apply to --lr_input"),
     (["--degradation", "area", "--real_world"], "does not apply to --real_world"),
+    (["--noise_sigma", "2", "--jpeg_quality", "50", "--lr_input"], "--noise_sigma, --jpeg_quality: the LR face"),
+    (["--blur_sigma", "1", "--real_world"], "--blur_sigma: the LR face is made from an HR one; this does not "
+                                            "apply to --real_world"),
+    (["--blur_sigma", "-0.5"], "argument --blur_sigma: must be 0 to 10 HR px, got -0.5"),
+    (["--blur_sigma", "11"], "argument --blur_sigma: must be 0 to 10 HR px, got 11"),
+    (["--noise_sigma", "-1"], "argument --noise_sigma: must be 0 to 255 grey levels, got -1"),
+    (["--noise_sigma", "nan"], "argument --noise_sigma: must be 0 to 255 grey levels, got nan"),
+    (["--jpeg_quality", "0"], "argument --jpeg_quality: must be 1 to 100, got 0"),
+    (["--jpeg_quality", "101"], "argument --jpeg_quality: must be 1 to 100, got 101"),
+    (["--jpeg_quality", "7.5"], "argument --jpeg_quality: must be 1 to 100, got 7.5"),
+    (["--degradation", "jpeg", "--jpeg_quality", "60"], "--degradation jpeg is bilinear with --jpeg_quality 75"),
+    (["--blur_sigma", "6", "--crop_size", "16", "--load_size", "16"], "--blur_sigma 6.0 reaches 3 sigmas, beyond "
+                                                                      "the 16 px face"),
     (["--force_large"], "--force_large is for --real_world"),
 ])
 def test_flags_that_cannot_act_are_refused(argv, words, capsys):
-    from options.test_options import TestOptions
-
     with pytest.raises(SystemExit):
         TestOptions().parse(argv + ["--test_path", TEST_IMAGES])
-    assert words in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert words in err and err.count("error:") == 1, err
