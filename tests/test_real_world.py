@@ -466,7 +466,7 @@ def test_real_world_bench_measures_the_degraded_photo_it_names(tmp_path, monkeyp
 
     from data.images import list_images
     from faces import bench
-    from scripts.real_world_bench import parse_args
+    from scripts.real_world_bench import main
 
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -487,9 +487,7 @@ def test_real_world_bench_measures_the_degraded_photo_it_names(tmp_path, monkeyp
 
     def run(*flags):
         given.clear()
-        args = parse_args(["--faces", str(folder), "--factors", "6", "--count", "4", "--cols", "2", "--rows", "1",
-                           *flags])
-        rows = bench.run(args)
+        rows = main(["--faces", str(folder), "--factors", "6", "--count", "4", "--cols", "2", "--rows", "1", *flags])
         assert rows[0]["gain"] == 0 and rows[0]["photo_gain"] == 0 and rows[0]["faces"] == 4
         return list(given), capsys.readouterr().out
 
@@ -524,8 +522,8 @@ def test_real_world_bench_measures_the_degraded_photo_it_names(tmp_path, monkeyp
     (["--noise_sigma", "-2"], "argument --noise_sigma: must be 0 to 255 grey levels, got -2"),
 ])
 def test_real_world_bench_refuses_bad_degradations(argv, words, tmp_path, capsys):
-    from scripts.real_world_bench import parse_args
+    from scripts.real_world_bench import main
 
     with pytest.raises(SystemExit):
-        parse_args(["--faces", str(tmp_path), *argv])
+        main(["--faces", str(tmp_path), *argv])
     assert words in capsys.readouterr().err
