@@ -203,7 +203,7 @@ class RecordingModel:
         return np.repeat(np.repeat(lr_batch, 8, axis=1), 8, axis=2), None
 
 
-def test_noise_is_the_same_for_any_workers_order_and_batch_and_on_a_rerun(tmp_path, monkeypatch):
+def test_noise_is_the_same_for_any_workers_order_batch_or_place_and_on_a_rerun(tmp_path, monkeypatch):
     from evaluation.faces import evaluate_faces
     from utils import output_stems
 
@@ -214,24 +214,26 @@ def test_noise_is_the_same_for_any_workers_order_and_batch_and_on_a_rerun(tmp_pa
         shutil.copy(os.path.join(TEST_IMAGES, stem + ".jpg"), src / stem)
     weights = tmp_path / "weights.h5"
     weights.write_bytes(b"")
-    files = sorted(str(p) for p in src.rglob("*.jpg"))
-    stems = dict(zip(files, output_stems(files, str(src))))
+    shutil.copytree(src, tmp_path / "moved")
     seen = []
-    for workers, batch, order in ((1, 1, files), (2, 2, files[::-1]), (1, 3, files)):
-        opt = TestOptions().parse(["--test_path", str(src), "--weight_path", str(weights), "--workers", str(workers),
+    for folder, workers, batch, reverse in ((src, 1, 1, False), (src, 2, 2, True), (tmp_path / "moved", 1, 3, False)):
+        files = sorted(str(p) for p in folder.rglob("*.jpg"))[::-1 if reverse else 1]
+        stems = dict(zip(files, output_stems(files, str(folder))))
+        opt = TestOptions().parse(["--test_path", str(folder), "--weight_path", str(weights), "--workers", str(workers),
                                    "--batchSize", str(batch), "--noise_sigma", "6", "--num_figures", "0"])
         model = RecordingModel()
         out = tmp_path / f"out_{workers}_{batch}"
-        run = evaluate_faces(opt, order, model, None, False, str(out), stems)
+        run = evaluate_faces(opt, files, model, None, False, str(out), stems)
         assert run.processed == 3 and len(list(out.rglob("*_SR.png"))) == 3
         lrs = np.concatenate(model.inputs[1:])  # the first batch is the untimed warm-up call
-        seen.append({stems[path]: lr for path, lr in zip(order, lrs)})
+        seen.append({stems[path]: lr for path, lr in zip(files, lrs)})
+    assert [sorted(by_name) for by_name in seen] == [sorted(os.path.join(s, s) for s in STEMS[:3])] * 3
     for by_name in seen[1:]:
         for name, lr in by_name.items():
             np.testing.assert_array_equal(lr, seen[0][name])
-    for path in files:
-        clean = released_lr(released_hr(path))
-        noise = seen[0][stems[path]].astype(int) - clean
+    for stem in STEMS[:3]:
+        clean = released_lr(released_hr(str(src / stem / (stem + ".jpg"))))
+        noise = seen[0][os.path.join(stem, stem)].astype(int) - clean
         assert 3 < noise.std() < 9, noise.std()  # the noise asked for, on each face
 
 
