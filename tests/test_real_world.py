@@ -508,7 +508,8 @@ def test_real_world_bench_measures_the_degraded_photo_it_names(tmp_path, monkeyp
     for got, expected in zip(noisy, shrunk, strict=True):
         noise = got.astype(float) - expected
         assert 3 < noise.std() < 5 and abs(noise.mean()) < 0.5
-    assert not np.array_equal(noisy[0] - shrunk[0], noisy[1] - shrunk[1])  # each photo draws its own
+    first, second = (noisy[i].astype(float) - shrunk[i] for i in (0, 1))
+    assert abs(np.corrcoef(first.ravel(), second.ravel())[0, 1]) < 0.2  # each photo draws its own
     both, out = run("--noise_sigma", "4", "--jpeg_quality", "40")
     assert "input: INTER_AREA shrink, noise 4, JPEG 40," in out
     for got, noised in zip(both, noisy, strict=True):  # the same noise on a rerun, then the JPEG
