@@ -87,6 +87,8 @@ def test_each_degradation_against_an_independent_computation():
         assert np.abs(jpeg.astype(int) - bilinear).mean() > 1  # quality 75 on 16x16 visibly changes it
     with pytest.raises(ValueError, match="unknown degradation 'nearest'"):
         degraded(faces()[0], "nearest")
+    with pytest.raises(ValueError, match="degradation 'jpeg' is JPEG quality 75: give no other quality"):
+        InputDegradation.of("jpeg", jpeg_quality=60)
 
 
 @pytest.mark.parametrize("sigma", [0.6, 1.5, 3.0])
