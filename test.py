@@ -5,6 +5,7 @@
     python test.py --test_path LR_DIR --lr_input --image_save_path /abs/out
     python test.py --no_fr --no_vif --no_tar_algo --no_tar_net --no_brisque   # PSNR/SSIM only (fast)
     python test.py --test_path ../shared/data/celeba-unseen --degradation jpeg   # strangers, JPEG'd input
+    python test.py --degradation area --blur_sigma 1 --noise_sigma 3 --jpeg_quality 60   # blurred, noisy, JPEG'd
 
 Each output is the generator's, corrected to agree with its 16x16 input
 (data.degradation.match_input); --raw_output keeps the generator's own, as

@@ -7,9 +7,15 @@ DATASET_MODES = ("folder", "celeba", "vggface2")
 CELEBA_SIZE = (218, 178)  # aligned CelebA image (height, width)
 CELEBA_CROP = 178         # the paper's centre crop, top row (218 - 178) // 2 = 20
 VGGFACE2_CROP = 0.7       # the paper's VGGFace2 protocol: centre crop of 0.7 x min(h, w)
-# test.py --degradation: how an HR face becomes its LR input; "bilinear" is the training one
-DEGRADATIONS = ("bilinear", "area", "jpeg")
+# test.py --degradation: the kernel that shrinks an HR face to its LR input; "bilinear" is the training one,
+# "jpeg" the bilinear one followed by a JPEG_QUALITY round trip
+DEGRADATIONS = ("bilinear", "area", "bicubic", "jpeg")
 JPEG_QUALITY = 75
+# the degradation controls' accepted values (train.py's real recipe, test.py, scripts.real_world_bench)
+BLUR_SIGMA_MAX = 10       # HR px
+NOISE_SIGMA_MAX = 255     # grey levels
+JPEG_QUALITIES = (1, 100)  # OpenCV's IMWRITE_JPEG_QUALITY range
+BLUR_REACH = 3            # a Gaussian blur's taps reach this many sigmas from the centre
 SHARD_SUFFIX = ".tfrecord"  # TFRecord shards of training images (scripts/make_shards.py)
 # the TensorFlow performance guide's advice: shards of 100 MB or more, read in large sequential chunks
 SHARD_MB = 100

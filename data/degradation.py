@@ -7,13 +7,14 @@ is a 2x2 average pool followed by floor(x + 0.5). Doing it in TF keeps one
 function for test.py (eager, on a batch) and the tf.data pipeline (in graph).
 """
 import dataclasses
+import hashlib
 import math
 
 import cv2
 import numpy as np
 import tensorflow as tf
 
-from data.constants import DEGRADATIONS, JPEG_QUALITY, SCALE
+from data.constants import BLUR_REACH, DEGRADATIONS, JPEG_QUALITY, SCALE
 
 STEPS = 3  # 2 ** STEPS == SCALE
 
@@ -69,6 +70,11 @@ class RealRecipe:
     jpeg_quality: tuple[int, int]
 
 
+def blur_radius(sigma):
+    """Half-width (px) of the Gaussian taps for a blur of std up to `sigma`."""
+    return max(1, math.ceil(BLUR_REACH * sigma))
+
+
 def gaussian_blur(image, sigma, radius):
     """[H, W, C] float image blurred by a Gaussian of std `sigma` (a tensor), truncated at `radius` px."""
     x = tf.range(-radius, radius + 1, dtype=tf.float32)
@@ -106,7 +112,7 @@ def real_degrade(hr, seed, recipe):
     def uniform(i, low=0.0, high=1.0):
         return tf.random.stateless_uniform([], seeds[i], low, high)
 
-    radius = max(1, math.ceil(3 * recipe.blur_sigma[1]))
+    radius = blur_radius(recipe.blur_sigma[1])
     blurred = tf.where(uniform(1) < recipe.blur,
                        gaussian_blur(hr, uniform(2, *recipe.blur_sigma), radius), hr)
     kernel = tf.random.stateless_uniform([], seeds[3], 0, len(KERNELS), tf.int32)
@@ -129,20 +135,76 @@ def jpeg_roundtrip(image, quality=JPEG_QUALITY):
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def degrade_test(hr, kind="bilinear"):
-    """uint8 LR input [H/8, W/8, 3] of one uint8 HR face by one of DEGRADATIONS.
+# test.py's noise has no --seed to come from: this fixed one, with each face's name, draws it
+TEST_NOISE_SEED = 0
 
-    bilinear: the training recipe (`degrade`); area: one cv2.INTER_AREA shrink
-    (the mean of each 8x8 block); jpeg: bilinear, then a JPEG_QUALITY round trip
-    of the small image, as a compressed thumbnail would arrive.
+
+def seed_words(name):
+    """Integers of a text `name` for a NumPy seed: the same on every run and machine (unlike hash())."""
+    return list(np.frombuffer(hashlib.sha256(name.encode()).digest(), np.uint32))
+
+
+def add_noise(image, sigma, seed):
+    """uint8 `image` plus Gaussian noise of std `sigma` grey levels drawn from NumPy `seed` (ints), rounded
+    and clipped to 8 bits, as the real recipe's noise."""
+    noise = np.random.default_rng(seed).standard_normal(image.shape)
+    return np.clip(np.round(image + sigma * noise), 0, 255).astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputDegradation:
+    """How test.py makes a face's LR input (see `degrade_test`): the kernel of KERNELS and the controls
+    (0 / None: off)."""
+    kernel: str = "bilinear"
+    blur_sigma: float = 0.0
+    noise_sigma: float = 0.0
+    jpeg_quality: int | None = None
+
+    @classmethod
+    def of(cls, kind="bilinear", blur_sigma=0.0, noise_sigma=0.0, jpeg_quality=None):
+        """From test.py's options: `kind` one of DEGRADATIONS, "jpeg" being bilinear + JPEG_QUALITY."""
+        if kind not in DEGRADATIONS:
+            raise ValueError(f"unknown degradation {kind!r}; expected one of {', '.join(DEGRADATIONS)}")
+        if kind == "jpeg":
+            if jpeg_quality is not None:
+                raise ValueError(f"degradation 'jpeg' is JPEG quality {JPEG_QUALITY}: give no other quality")
+            kind, jpeg_quality = "bilinear", JPEG_QUALITY
+        return cls(kind, float(blur_sigma), float(noise_sigma), jpeg_quality)
+
+    def label(self):
+        """e.g. 'area, blur 1.0, noise 3, JPEG 60'."""
+        parts = [self.kernel]
+        if self.blur_sigma:
+            parts.append(f"blur {self.blur_sigma:g}")
+        if self.noise_sigma:
+            parts.append(f"noise {self.noise_sigma:g}")
+        if self.jpeg_quality is not None:
+            parts.append(f"JPEG {self.jpeg_quality}")
+        return ", ".join(parts)
+
+
+def degrade_test(hr, how=InputDegradation(), name=""):
+    """uint8 LR input [H/8, W/8, 3] of one uint8 HR face, made as `how` (an InputDegradation) says.
+
+    In this order: a Gaussian blur of the HR (`gaussian_blur`, sigma in HR px); the kernel (bilinear:
+    the training recipe, `degrade`; area: one cv2.INTER_AREA shrink, the mean of each 8x8 block;
+    bicubic: the real recipe's antialiased one); rounding to 8 bits; Gaussian noise drawn from
+    TEST_NOISE_SEED and the face's `name`, so a face gets the same input on every run; a JPEG round
+    trip (`jpeg_roundtrip`) of the small image, as a compressed thumbnail would arrive.
     """
-    if kind not in DEGRADATIONS:
-        raise ValueError(f"unknown degradation {kind!r}; expected one of {', '.join(DEGRADATIONS)}")
-    if kind == "area":
+    image = hr
+    if how.blur_sigma:
+        image = gaussian_blur(tf.constant(hr, tf.float32), tf.constant(how.blur_sigma, tf.float32),
+                              blur_radius(how.blur_sigma)).numpy()
+    if how.kernel == "area":
         h, w = hr.shape[:2]
-        return cv2.resize(np.ascontiguousarray(hr), (w // SCALE, h // SCALE), interpolation=cv2.INTER_AREA)
-    lr = degrade(hr).numpy().astype(np.uint8)
-    return jpeg_roundtrip(lr) if kind == "jpeg" else lr
+        lr = cv2.resize(np.ascontiguousarray(image), (w // SCALE, h // SCALE), interpolation=cv2.INTER_AREA)
+    else:
+        lr = shrink(tf.constant(image, tf.float32), KERNELS.index(how.kernel)).numpy()
+    lr = np.clip(np.round(lr), 0, 255).astype(np.uint8)
+    if how.noise_sigma:
+        lr = add_noise(lr, how.noise_sigma, [TEST_NOISE_SEED, *seed_words(name)])
+    return lr if how.jpeg_quality is None else jpeg_roundtrip(lr, how.jpeg_quality)
 
 
 def match_input(sr, lr):

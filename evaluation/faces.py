@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from data.degradation import degrade_test, match_input
+from data.degradation import InputDegradation, degrade_test, match_input
 from data.images import ImageReadError, prepare_hr, prepare_lr, read_image, upscale_bicubic
 from evaluation import PROG
 from evaluation.outputs import OUTPUT_SUFFIXES
@@ -32,21 +32,28 @@ class FaceRun:
     wall_seconds: float = 0.0                     # the whole loop
 
 
-def read(path, opt):
+def input_degradation(opt):
+    """The data.degradation.InputDegradation that test.py's options ask for."""
+    return InputDegradation.of(opt.degradation, opt.blur_sigma, opt.noise_sigma, opt.jpeg_quality)
+
+
+def read(path, opt, name):
     """(hr, lr, None), or (None, None, the ImageReadError) for a file that cannot be read."""
     try:
-        return (*prepare(path, opt), None)
+        return (*prepare(path, opt, name), None)
     except ImageReadError as err:
         return None, None, err
 
 
-def prepare(path, opt):
-    """(hr uint8 or None, lr uint8) for one input file; raises ImageReadError."""
+def prepare(path, opt, name):
+    """(hr uint8 or None, lr uint8) for one input file, whose output stem is `name` (it seeds the input's
+    noise: its path under --test_path, so neither the folder's place nor the order of reading changes it);
+    raises ImageReadError."""
     image = read_image(path)
     if opt.lr_input:
         return None, prepare_lr(image, opt.lr_size)
     hr = prepare_hr(image, opt.load_size, opt.crop_size, opt.dataset_mode)
-    return hr, degrade_test(hr, opt.degradation)
+    return hr, degrade_test(hr, input_degradation(opt), name)
 
 
 def batches(items, size):
@@ -64,7 +71,10 @@ def evaluate_faces(opt, files, model, face_metrics, with_brisque, out_dir, stems
     evaluation = Evaluation(opt.workers, face_metrics, with_brisque)
     progress = tqdm(total=len(files), desc="evaluating", unit="face")
     wall_start = time.perf_counter()
-    for chunk, prepared in prefetched(batches(files, opt.batchSize), lambda chunk: [read(p, opt) for p in chunk]):
+    def load(chunk):
+        return [read(p, opt, stems[p]) for p in chunk]
+
+    for chunk, prepared in prefetched(batches(files, opt.batchSize), load):
         good = [(path, hr, lr) for path, (hr, lr, err) in zip(chunk, prepared) if err is None]
         for path, (_, _, err) in zip(chunk, prepared):
             if err is not None:

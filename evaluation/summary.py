@@ -1,5 +1,6 @@
 """test.py's face mode, the stage after the faces: their means, identification and intervals, and the line
 the run prints."""
+from evaluation.faces import input_degradation
 from metrics import brisque, intervals
 from metrics.identification import per_face as identification_hits, summary as identification_summary
 from utils import describe_device, finite_mean
@@ -36,7 +37,9 @@ def summarise(opt, face_run, model, face_metrics, with_brisque, labels=None, hit
                "precision": model.precision, "weight_path": opt.weight_path,
                "mode": "lr_input" if opt.lr_input else "hr", "raw_output": opt.raw_output}
     if not opt.lr_input:
-        summary["degradation"] = opt.degradation
+        how = input_degradation(opt)
+        summary.update(degradation=opt.degradation, input=how.label(), kernel=how.kernel,
+                       blur_sigma=how.blur_sigma, noise_sigma=how.noise_sigma, jpeg_quality=how.jpeg_quality)
     rows = face_run.rows
     if rows:
         means = {k: finite_mean([row[k] for row in rows]) for k in mean_keys(with_brisque)}
@@ -61,6 +64,8 @@ def summary_line(processed, out_dir, summary, new_run, skipped):
     line = f"{processed} images -> {out_dir}"
     if new_run:
         line += " (new run folder: the output folder held results; --overwrite writes into it)"
+    if "input" in summary:
+        line += f" | input: {summary['input']}"
     for key, label, fmt, unit in (("psnr", "PSNR", ".2f", " dB"), ("ssim", "SSIM", ".4f", ""),
                                   ("fr_psnr", "FR-PSNR", ".2f", " dB"), ("vif", "VIF", ".3f", ""),
                                   ("tar_algo_0.6", "TAR algorithm@0.6", ".1f", "%"),

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME
+from data.degradation import add_noise, jpeg_roundtrip
 from data.images import list_images, read_image
 from deploy.inference import load_inference
 from faces import align, paste, photo as ph
@@ -83,15 +84,37 @@ def frame_centre(matrix):
     return inv[:, :2] @ [c, c] + inv[:, 2]
 
 
+def shrunk_photo(original, factor, args, index):
+    """The photo the real-photo path is given: `original` (cropped to a multiple of `factor`) shrunk
+    `factor` times with INTER_AREA, then given --noise_sigma noise (drawn from --seed, the photo's
+    `index` and the factor) and saved as JPEG at --jpeg_quality and read back, as a compressed photo
+    arrives."""
+    h, w = original.shape[0] // factor, original.shape[1] // factor
+    small = cv2.resize(original[:h * factor, :w * factor], (w, h), interpolation=cv2.INTER_AREA)
+    if args.noise_sigma:
+        small = add_noise(small, args.noise_sigma, [args.seed, index, factor])
+    return small if args.jpeg_quality is None else jpeg_roundtrip(small, args.jpeg_quality)
+
+
+def input_label(args):
+    """Which input the benchmark measures, e.g. 'INTER_AREA shrink, noise 3, JPEG 60'."""
+    parts = ["INTER_AREA shrink"]
+    if args.noise_sigma:
+        parts.append(f"noise {args.noise_sigma:g}")
+    if args.jpeg_quality is not None:
+        parts.append(f"JPEG {args.jpeg_quality}")
+    return ", ".join(parts)
+
+
 def measure(args, predict, photos, factor):
     gains, ceiling, colour_sr, colour_bic, photo_gains = [], [], [], [], []
     found = resolved = 0
     detect_seconds = 0.0
     options = {"max_frame": math.inf} if args.force_large else {}
-    for original, origins in photos:
+    for index, (original, origins) in enumerate(photos):
         h, w = (original.shape[0] // factor) * factor, (original.shape[1] // factor) * factor
         original = original[:h, :w]
-        small = cv2.resize(original, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+        small = shrunk_photo(original, factor, args, index)
         result = ph.super_resolve_photo(small, predict, upscale=factor, **options)
         detect_seconds += result.seconds["detect"]
         bicubic = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
@@ -155,6 +178,7 @@ def run(args):
         rows.append(measure(args, model.predict, photos, factor))
         tqdm.write(table(rows[-1:]).splitlines()[-1])
     print(f"real-photo path, {len(photos)} group photos of {args.cols}x{args.rows} faces from {args.faces}, "
+          f"input: {input_label(args)}, "
           f"weights {args.weight_path}{', --force_large' if args.force_large else ''}; "
           f"{cpu_label()}; {time.perf_counter() - start:.0f} s")
     print(table(rows))

@@ -1,8 +1,10 @@
 """Options of test.py (edit the defaults here)."""
+import math
 import os
 
-from data.constants import DEGRADATIONS
+from data.constants import BLUR_REACH, DEGRADATIONS, JPEG_QUALITY
 from options.base_options import BaseOptions
+from options.degradation import blur_sigma, jpeg_quality, noise_sigma
 from utils import usable_cores
 
 # SSIM's 11x11 window must fit in the HR face.
@@ -48,9 +50,16 @@ class TestOptions(BaseOptions):
         parser.add_argument("--no_brisque", action="store_true",
                             help="skip BRISQUE (no-reference, the LIVE-trained model; needs requirements-eval.txt)")
         parser.add_argument("--degradation", default="bilinear", choices=DEGRADATIONS,
-                            help="how HR mode makes the LR input: bilinear = the training recipe (three 2x "
-                                 "INTER_LINEAR steps); area = one INTER_AREA shrink; jpeg = bilinear, then "
-                                 "JPEG quality 75 on the LR face")
+                            help="the kernel that shrinks the HR face to the LR input: bilinear = the training "
+                                 "recipe (three 2x INTER_LINEAR steps); area = one INTER_AREA shrink; bicubic = "
+                                 f"antialiased bicubic; jpeg = bilinear, then JPEG quality {JPEG_QUALITY}")
+        parser.add_argument("--blur_sigma", type=blur_sigma, default=0.0,
+                            help="Gaussian blur of the HR face before the shrink, sigma in HR px (0: none)")
+        parser.add_argument("--noise_sigma", type=noise_sigma, default=0.0,
+                            help="Gaussian noise added to the 8-bit LR input, sigma in grey levels (0: none); "
+                                 "drawn from each face's name, the same on every run")
+        parser.add_argument("--jpeg_quality", type=jpeg_quality, default=None,
+                            help="JPEG round trip (OpenCV) of the LR input at this quality, after the noise")
         parser.add_argument("--identities", default=None,
                             help="file of `relative/path.jpg IDENTITY` lines for rank-1 identification (default: "
                                  "each image's parent folder is its identity; rank-1 needs 2 or more identities)")
@@ -92,9 +101,18 @@ class TestOptions(BaseOptions):
         if opt.real_world and opt.crop_size != 128:
             parser.error(f"--real_world aligns faces to the 128x128 training frame: --crop_size must be 128, "
                          f"got {opt.crop_size}")
-        if opt.degradation != "bilinear" and (opt.lr_input or opt.real_world):
-            parser.error(f"--degradation {opt.degradation} makes the LR face from an HR one: it does not apply "
-                         f"to {'--lr_input' if opt.lr_input else '--real_world'}")
+        controls = [flag for flag, on in ((f"--degradation {opt.degradation}", opt.degradation != "bilinear"),
+                                          ("--blur_sigma", opt.blur_sigma > 0), ("--noise_sigma", opt.noise_sigma > 0),
+                                          ("--jpeg_quality", opt.jpeg_quality is not None)) if on]
+        if controls and (opt.lr_input or opt.real_world):
+            parser.error(f"{', '.join(controls)}: the LR face is made from an HR one; this does not apply to "
+                         f"{'--lr_input' if opt.lr_input else '--real_world'}")
+        if opt.degradation == "jpeg" and opt.jpeg_quality is not None:
+            parser.error(f"--degradation jpeg is bilinear with --jpeg_quality {JPEG_QUALITY}: for another quality "
+                         "give --jpeg_quality alone")
+        if math.ceil(BLUR_REACH * opt.blur_sigma) >= opt.crop_size:  # the blur pads by reflection
+            parser.error(f"--blur_sigma {opt.blur_sigma} reaches {BLUR_REACH} sigmas, beyond the "
+                         f"{opt.crop_size} px face: give a sigma under {opt.crop_size / BLUR_REACH:g}")
         if opt.force_large and not opt.real_world:
             parser.error("--force_large is for --real_world photos: aligned faces are always super-resolved")
         if opt.int8 and opt.mixed_precision:

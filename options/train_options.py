@@ -7,6 +7,7 @@ switch there for whatever length --niter / --epoch give).
 """
 import os
 
+from data.constants import BLUR_SIGMA_MAX, JPEG_QUALITIES, NOISE_SIGMA_MAX
 from data.images import is_local, is_shard_path
 from options.base_options import BaseOptions
 
@@ -153,8 +154,8 @@ class TrainOptions(BaseOptions):
         for name in ("real_clean", "real_blur", "real_noise", "real_jpeg"):
             if not 0 <= getattr(opt, name) <= 1:
                 parser.error(f"--{name} is a probability: 0 to 1, got {getattr(opt, name)}")
-        for name, low, high in (("real_blur_sigma", 0, 10), ("real_noise_sigma", 0, 255),
-                                ("real_jpeg_quality", 1, 100)):
+        for name, low, high in (("real_blur_sigma", 0, BLUR_SIGMA_MAX), ("real_noise_sigma", 0, NOISE_SIGMA_MAX),
+                                ("real_jpeg_quality", *JPEG_QUALITIES)):
             lo, hi = getattr(opt, name)
             if not low <= lo <= hi <= high:
                 parser.error(f"--{name} needs {low} <= LOW <= HIGH <= {high}, got {lo} {hi}")

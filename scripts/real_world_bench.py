@@ -5,9 +5,11 @@
 Group photos are tiled from aligned 178x218 CelebA frames (--cols x --rows
 per photo, faces drawn at random, seed --seed), so every face's true
 training frame is known. Each photo is cropped to a multiple of the factor
-f and shrunk f times with INTER_AREA, then run through
-`faces.photo.super_resolve_photo` with --upscale f, so the output has the
-original's size. Per factor it prints:
+f and shrunk f times with INTER_AREA, optionally given Gaussian noise
+(--noise_sigma) and saved as JPEG (--jpeg_quality) and read back, then run
+through `faces.photo.super_resolve_photo` with --upscale f, so the output has
+the original's size; the bicubic baseline is the upscaling of that same
+degraded photo. The header names the input. Per factor it prints:
 
 * frame: the side of a face's training frame in the shrunk photo (178 / f px);
 * found: faces detected (a detection matches a true face when its frame
@@ -27,6 +29,7 @@ original's size. Per factor it prints:
 import argparse
 import os
 
+from options.degradation import jpeg_quality, noise_sigma
 from utils import start_tensorflow
 
 
@@ -38,7 +41,11 @@ def parse_args(argv=None):
     p.add_argument("--count", type=int, default=120, help="faces per factor (whole photos: rounded up)")
     p.add_argument("--cols", type=int, default=4)
     p.add_argument("--rows", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw of faces and of --noise_sigma")
+    p.add_argument("--noise_sigma", type=noise_sigma, default=0.0,
+                   help="Gaussian noise added to each shrunk photo, sigma in grey levels (0: none), drawn from --seed")
+    p.add_argument("--jpeg_quality", type=jpeg_quality, default=None,
+                   help="save each shrunk photo (after the noise) as JPEG at this quality (OpenCV) and read it back")
     p.add_argument("--force_large", action="store_true", help="super-resolve faces of every size (as test.py's flag)")
     args = p.parse_args(argv)
     try:

@@ -188,7 +188,8 @@ def test_help_lists_every_flag():
     base = ["save_path", "gpu_ids", "checkpoint_path", "train_path", "test_path", "batchSize", "load_size",
             "crop_size", "output_nc", "dataset_mode"]
     test = ["weight_path", "image_save_path", "overwrite", "lr_input", "num_figures", "no_fr", "no_vif",
-            "no_tar_algo", "no_tar_net", "id_weights", "no_brisque", "degradation", "identities"]
+            "no_tar_algo", "no_tar_net", "id_weights", "no_brisque", "degradation", "blur_sigma", "noise_sigma",
+            "jpeg_quality", "identities"]
     for flag in base + test:
         assert f"--{flag}" in result.stdout, flag
 

@@ -455,3 +455,76 @@ def test_large_faces_reach_the_generator_a_few_at_a_time():
     for k in range(len(inputs)):   # each face alone gives the same output
         _, alone, _ = ph.super_resolve_faces(photo, [matrices[k]], bicubic_predict)
         np.testing.assert_array_equal(outputs[k], alone[0])
+
+
+def test_real_world_bench_measures_the_degraded_photo_it_names(tmp_path, monkeypatch, capsys):
+    """--noise_sigma / --jpeg_quality: the photo the real-photo path gets is the INTER_AREA shrink plus
+    seeded noise, then OpenCV's JPEG round trip; bicubic is made from that same photo; the header says so.
+    The path itself is stubbed by the bicubic upscaling of what it is given, so every gain is 0 exactly
+    when the baseline is the same input."""
+    from types import SimpleNamespace
+
+    from data.images import list_images
+    from faces import bench
+    from scripts.real_world_bench import main
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in NAMES[:4]:
+        frame = cv2.resize(cv2.imread(SAMPLES[name]), (178, 218), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(folder / (os.path.splitext(name)[0] + ".png")), frame)
+    given = []
+
+    def stub_path(small, predict, upscale, **_):
+        given.append(small)
+        return SimpleNamespace(seconds={"detect": 0.0}, matrices=[], faces=[],
+                               composed=cv2.resize(small, (small.shape[1] * upscale, small.shape[0] * upscale),
+                                                   interpolation=cv2.INTER_CUBIC))
+
+    monkeypatch.setattr(ph, "super_resolve_photo", stub_path)
+    monkeypatch.setattr(ph, "super_resolve_faces", lambda *a, **k: ([], [], []))
+    monkeypatch.setattr(bench, "load_inference", lambda path: SimpleNamespace(predict=None))
+
+    def run(*flags):
+        given.clear()
+        rows = main(["--faces", str(folder), "--factors", "6", "--count", "4", "--cols", "2", "--rows", "1", *flags])
+        assert rows[0]["gain"] == 0 and rows[0]["photo_gain"] == 0 and rows[0]["faces"] == 4
+        return list(given), capsys.readouterr().out
+
+    originals = [photo for photo, _ in bench.group_photos(list_images(str(folder)), 4, 2, 1, 0)]
+    shrunk = [cv2.resize(p[:216, :354], (59, 36), interpolation=cv2.INTER_AREA) for p in originals]
+    clean, out = run()
+    assert "input: INTER_AREA shrink," in out
+    for got, expected in zip(clean, shrunk, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    jpeg, out = run("--jpeg_quality", "40")
+    assert "input: INTER_AREA shrink, JPEG 40," in out
+    for got, expected in zip(jpeg, shrunk, strict=True):
+        np.testing.assert_array_equal(got, cv2.imdecode(cv2.imencode(".jpg", expected[..., ::-1],
+                                                                     [cv2.IMWRITE_JPEG_QUALITY, 40])[1],
+                                                        cv2.IMREAD_COLOR)[..., ::-1])
+    noisy, out = run("--noise_sigma", "4")
+    assert "input: INTER_AREA shrink, noise 4," in out
+    for got, expected in zip(noisy, shrunk, strict=True):
+        noise = got.astype(float) - expected
+        assert 3 < noise.std() < 5 and abs(noise.mean()) < 0.5
+    first, second = (noisy[i].astype(float) - shrunk[i] for i in (0, 1))
+    assert abs(np.corrcoef(first.ravel(), second.ravel())[0, 1]) < 0.2  # each photo draws its own
+    both, out = run("--noise_sigma", "4", "--jpeg_quality", "40")
+    assert "input: INTER_AREA shrink, noise 4, JPEG 40," in out
+    for got, noised in zip(both, noisy, strict=True):  # the same noise on a rerun, then the JPEG
+        np.testing.assert_array_equal(got, cv2.imdecode(cv2.imencode(".jpg", noised[..., ::-1],
+                                                                     [cv2.IMWRITE_JPEG_QUALITY, 40])[1],
+                                                        cv2.IMREAD_COLOR)[..., ::-1])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--jpeg_quality", "0"], "argument --jpeg_quality: must be 1 to 100, got 0"),
+    (["--noise_sigma", "-2"], "argument --noise_sigma: must be 0 to 255 grey levels, got -2"),
+])
+def test_real_world_bench_refuses_bad_degradations(argv, words, tmp_path, capsys):
+    from scripts.real_world_bench import main
+
+    with pytest.raises(SystemExit):
+        main(["--faces", str(tmp_path), *argv])
+    assert words in capsys.readouterr().err
