@@ -101,8 +101,11 @@ def _jpeg_np(lr, quality):
     return lr if quality == 0 else jpeg_roundtrip(lr, int(quality))
 
 
-def real_degrade(hr, seed, recipe):
+def real_degrade(hr, seed, recipe, clean_lr=None):
     """LR input [H/8, W/8, 3] (float, integer values 0-255) of one float HR face, drawn by a stateless `seed`.
+
+    `clean_lr`, the paper's input of `hr` (`degrade`), is what a clean draw returns: the
+    training pipeline has it already; computed here when not given.
 
     A pure function of (hr, seed, recipe). The JPEG round trip is OpenCV's,
     the codec the test and real-photo paths read and write with.
@@ -124,7 +127,7 @@ def real_degrade(hr, seed, recipe):
     quality = tf.where(uniform(7) < recipe.jpeg, quality, 0)
     lr = tf.numpy_function(_jpeg_np, [tf.cast(lr, tf.uint8), quality], tf.uint8, stateful=False)
     lr = tf.ensure_shape(tf.cast(lr, tf.float32), [hr.shape[0] // SCALE, hr.shape[1] // SCALE, hr.shape[2]])
-    return tf.where(uniform(0) < recipe.clean, pyramid(hr)[-1], lr)
+    return tf.where(uniform(0) < recipe.clean, degrade(hr) if clean_lr is None else clean_lr, lr)
 
 
 def jpeg_roundtrip(image, quality=JPEG_QUALITY):

@@ -11,11 +11,19 @@ from data.constants import BLUR_SIGMA_MAX, JPEG_QUALITIES, NOISE_SIGMA_MAX
 from data.images import is_local, is_shard_path
 from options.base_options import BaseOptions
 
+REAL_OPTIONS = ("real_clean", "real_blur", "real_blur_sigma", "real_noise", "real_noise_sigma", "real_jpeg",
+                "real_jpeg_quality")
 PAPER_GAN_START = 1.2 / 1.32
+
 D_BETAS = {"paper": (0.5, 0.9), "code": (0.9, 0.999)}
 # not test.py's CelebA: that folder holds the bundled generator, which a first run must not replace
 DEFAULT_SAVE_PATH = "experiment"
 STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def _value(option):
+    """An option's value comparable with its default: nargs=2 values parse to lists, defaults are tuples."""
+    return tuple(option) if isinstance(option, (list, tuple)) else option
 
 
 class TrainOptions(BaseOptions):
@@ -159,6 +167,9 @@ class TrainOptions(BaseOptions):
             lo, hi = getattr(opt, name)
             if not low <= lo <= hi <= high:
                 parser.error(f"--{name} needs {low} <= LOW <= HIGH <= {high}, got {lo} {hi}")
+        changed = [name for name in REAL_OPTIONS if _value(getattr(opt, name)) != _value(parser.get_default(name))]
+        if changed and opt.degradation_recipe != "real":
+            parser.error(f"--{', --'.join(changed)} set the real-input recipe: add --degradation_recipe real")
         if opt.canny_low > opt.canny_high:
             parser.error(f"--canny_low ({opt.canny_low}) must not exceed --canny_high ({opt.canny_high})")
 

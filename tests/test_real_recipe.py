@@ -104,6 +104,9 @@ def test_real_recipe_is_seeded_and_resumes(folder):  # noqa: F811
     real = elements(full)
     np.testing.assert_array_equal(real["hr"], paper["hr"])  # the same faces and augmentation, other inputs
     assert not np.array_equal(real["lr"], paper["lr"])
+    all_clean = elements(batches(TrainData(dataclasses.replace(config, real=dataclasses.replace(recipe, clean=1.0))),
+                                 epoch=1))
+    np.testing.assert_array_equal(all_clean["lr"], paper["lr"])  # a clean draw is the paper's input
 
 
 def test_options_make_the_recipe():
@@ -121,3 +124,14 @@ def test_options_refuse_impossible_ranges(argv, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         TrainOptions().parse(["--train_path", str(tmp_path), "--gpu_ids", "-1", *argv])
     assert exit_.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+def test_real_options_without_the_real_recipe_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        TrainOptions().parse(["--train_path", str(tmp_path), "--gpu_ids", "-1", "--real_jpeg", "0.5",
+                              "--real_noise_sigma", "0", "3"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--real_noise_sigma, --real_jpeg set the real-input recipe" in err
+    # the defaults given explicitly change nothing, so they are not refused
+    opt = TrainOptions().parse(["--train_path", str(tmp_path), "--gpu_ids", "-1", "--real_blur_sigma", "0.2", "1.5"])
+    assert opt.degradation_recipe == "paper"
