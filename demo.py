@@ -25,7 +25,7 @@ import argparse
 import os
 
 from options.base_options import DefaultsHelpFormatter
-from options.test_options import NO_CHECKPOINT_HELP, default_weights, weights_exist
+from options.test_options import NO_CHECKPOINT_HELP, default_weights, weights_by_mode, weights_exist
 from utils import start_tensorflow
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -45,12 +45,9 @@ def parse_args(argv=None):
     opt = parser.parse_args(argv)
     if not 0 < opt.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {opt.port}")
-    if opt.weight_path is not None:
-        if not weights_exist(opt.weight_path):
-            parser.error(f"no checkpoint at --weight_path {opt.weight_path}; {NO_CHECKPOINT_HELP}")
-        opt.photo_weights = opt.face_weights = opt.weight_path
-        return opt
-    opt.photo_weights, opt.face_weights = (os.path.join(ROOT, default_weights(photo)) for photo in (True, False))
+    if opt.weight_path is not None and not weights_exist(opt.weight_path):
+        parser.error(f"no checkpoint at --weight_path {opt.weight_path}; {NO_CHECKPOINT_HELP}")
+    opt.photo_weights, opt.face_weights = weights_by_mode(opt.weight_path, ROOT)
     for path in (opt.photo_weights, opt.face_weights):
         if not weights_exist(path):
             parser.error(f"the bundled generator {path} is missing (git checkout -- {os.path.relpath(path, ROOT)} "

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from options.test_options import TestOptions
+from options.test_options import TestOptions, weights_by_mode
 
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 PAPER, REAL = os.path.join("checkpoint", "CelebA"), os.path.join("checkpoint", "CelebA-real")
@@ -58,15 +58,9 @@ def test_test_py_real_world_without_weight_path_records_the_real_bundle(tmp_path
     assert json.loads((out / "summary.json").read_text())["weight_path"] == REAL
 
 
-def test_demo_loads_the_real_bundle_for_photos_and_the_paper_one_for_faces(tmp_path):
-    from demo import parse_args
-
-    opt = parse_args([])
-    assert (opt.photo_weights, opt.face_weights) == (os.path.join(ROOT, REAL), os.path.join(ROOT, PAPER))
-    weights = tmp_path / "generator.weights.h5"
-    weights.write_bytes(b"")
-    opt = parse_args(["--weight_path", str(weights)])
-    assert opt.photo_weights == opt.face_weights == str(weights)
+def test_demo_loads_the_real_bundle_for_photos_and_the_paper_one_for_faces():
+    assert weights_by_mode(None, ROOT) == (os.path.join(ROOT, REAL), os.path.join(ROOT, PAPER))
+    assert weights_by_mode("mine.weights.h5", ROOT) == ("mine.weights.h5", "mine.weights.h5")
 
 
 def test_each_demo_mode_runs_its_own_generator_and_names_it(tmp_path):

@@ -49,7 +49,7 @@ def test_bundle_holds_the_checkpoints_generator_as_float16_and_the_records(run_f
 
 
 def test_records_must_all_be_there(tmp_path, capsys):
-    from scripts.make_bundle import parse_args
+    from scripts.make_bundle import main
 
     run = tmp_path / "run"
     run.mkdir()
@@ -57,6 +57,6 @@ def test_records_must_all_be_there(tmp_path, capsys):
         (run / name).write_text(name)
     (run / "validation.png").unlink()
     with pytest.raises(SystemExit):
-        parse_args([str(run / "ckpt"), str(tmp_path / "bundle"), "--records", str(run)])
+        main([str(run / "ckpt"), str(tmp_path / "bundle"), "--records", str(run)])
     assert f"--records {run} lacks validation.png" in capsys.readouterr().err
     assert not (tmp_path / "bundle").exists()
