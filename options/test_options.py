@@ -24,6 +24,14 @@ def default_weights(real_world):
     return REAL_BUNDLE if real_world else PAPER_BUNDLE
 
 
+def weights_by_mode(weight_path, root=""):
+    """(photo weights, aligned-face weights) of demo.py: `weight_path` for both when given, else test.py's
+    default for each, under `root`."""
+    if weight_path is not None:
+        return weight_path, weight_path
+    return os.path.join(root, default_weights(True)), os.path.join(root, default_weights(False))
+
+
 class TestOptions(BaseOptions):
     description = "Super-resolve faces with a trained EIPNet generator and measure the results."
 
