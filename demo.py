@@ -1,13 +1,14 @@
 """A local web page for EIPNet: upload a photo or a face crop, compare bicubic and EIPNet, download the PNG.
 
     pip install -r requirements-demo.txt && python demo.py     # http://127.0.0.1:7860
-    python demo.py --host 0.0.0.0 --port 8080 --weight_path path/to/G_weight.ckpt
+    python demo.py --host 0.0.0.0 --port 8080 --weight_path path/to/G_weight.ckpt   # one model, both modes
 
 Two modes, each the same functions test.py runs:
 - "aligned face": test.py's default path (largest centred square -> 128x128,
-  the training degradation to 16x16, the generator); a 16x16 upload is taken
-  as the LR face itself (test.py --lr_input).
-- "photo": test.py --real_world for one photo, through
+  the training degradation to 16x16, the generator: its default, checkpoint/CelebA);
+  a 16x16 upload is taken as the LR face itself (test.py --lr_input).
+- "photo": test.py --real_world for one photo, with its default generator (checkpoint/CelebA-real,
+  fine-tuned on compressed, noisy inputs), through
   deploy.web_demo.enhance_photo, the one adapter between this page and the
   real-photo pipeline. When it
   super-resolves no face (a portrait's face is far larger than the model's
@@ -24,7 +25,7 @@ import argparse
 import os
 
 from options.base_options import DefaultsHelpFormatter
-from options.test_options import NO_CHECKPOINT_HELP, weights_exist
+from options.test_options import NO_CHECKPOINT_HELP, default_weights, weights_by_mode, weights_exist
 from utils import start_tensorflow
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -36,14 +37,21 @@ def parse_args(argv=None):
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on; 0.0.0.0 makes the page reachable from other machines")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on")
-    parser.add_argument("--weight_path", default=os.path.join(ROOT, "checkpoint", "CelebA"),
-                        help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
-                             "G_weight.ckpt prefix, an export, or a folder holding one of them")
+    parser.add_argument("--weight_path", default=None,
+                        help="generator weights for both modes: a .weights.h5 file, a train.py checkpoint, the "
+                             "authors' G_weight.ckpt prefix, an export, or a folder holding one of them (default: "
+                             f"test.py's, {default_weights(True)} for 'photo' and {default_weights(False)} for "
+                             "'aligned face')")
     opt = parser.parse_args(argv)
     if not 0 < opt.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {opt.port}")
-    if not weights_exist(opt.weight_path):
+    if opt.weight_path is not None and not weights_exist(opt.weight_path):
         parser.error(f"no checkpoint at --weight_path {opt.weight_path}; {NO_CHECKPOINT_HELP}")
+    opt.photo_weights, opt.face_weights = weights_by_mode(opt.weight_path, ROOT)
+    for path in (opt.photo_weights, opt.face_weights):
+        if not weights_exist(path):
+            parser.error(f"the bundled generator {path} is missing (git checkout -- {os.path.relpath(path, ROOT)} "
+                         "restores it); or pass --weight_path")
     return opt
 
 

@@ -28,3 +28,11 @@ PREPARE_FACES_LOG = "prepare_faces.jsonl"
 PREPARE_FACES_REPORT = "prepare_faces_report.json"
 # test.py's per-face metrics table in its output folder (read back by scripts.compare_runs and identity_study)
 METRICS_CSV = "metrics.csv"
+# the bundled generators (folders relative to the repository): the paper's recipe, for aligned faces, and
+# the one fine-tuned on compressed, noisy inputs (train.py --degradation_recipe real), for real photos
+PAPER_BUNDLE = "checkpoint/CelebA"
+REAL_BUNDLE = "checkpoint/CelebA-real"
+# the project's generator format (models.checkpoint), and the record of its training a bundle carries
+# beside it (scripts/make_bundle.py copies them)
+GENERATOR_FILE = "generator.weights.h5"
+BUNDLE_RECORDS = ("opt.txt", "opt.json", "loss_log.txt", "validation.csv", "validation.png", "loss_curves.png")

@@ -10,7 +10,7 @@ so a stale model is never used.
 
 Where: `$XDG_CACHE_HOME/eipnet-tf2/int8/` (default `~/.cache/...`), not beside
 the weights: their folder may be read-only or under version control (the
-bundled checkpoint/CelebA), and a run writes into no folder it did not create.
+bundled checkpoint/CelebA and checkpoint/CelebA-real), and a run writes into no folder it did not create.
 The content key makes the location irrelevant to staleness.
 """
 import glob

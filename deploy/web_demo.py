@@ -9,6 +9,7 @@ import socket
 import tempfile
 import time
 import traceback
+from typing import Callable, NamedTuple
 
 import cv2
 import gradio as gr
@@ -45,6 +46,13 @@ ABOUT_SMALLEST = 10
 ABOUT_TEXT = (f"**What this is for:** small, blurry faces, roughly {ABOUT_SMALLEST} to "
               f"{real_photo.MAX_FRAME:g} px across, as in a group photo, a crowd or a thumbnail: EIPNet makes a "
               f"face 8 times sharper. Upload such a photo, or a face crop in 'aligned face' mode, or pick a sample.")
+
+
+class Model(NamedTuple):
+    """A loaded generator: `name` (its weights' path as given, relative to the repository when inside it)
+    for the page to say which model made a result, and its `predict`."""
+    name: str
+    predict: Callable
 
 
 class DemoError(ValueError):
@@ -185,8 +193,17 @@ def none_super_resolved(image, result, predict):
     return lr, bicubic, sr, hr, status
 
 
-def run(payload, mode, upscale, predict, out_dir):
-    """(slider pair, bicubic, EIPNet, original or None, PNG path, face rows, status text) for one request."""
+def run(payload, mode, upscale, models, out_dir):
+    """(slider pair, bicubic, EIPNet, original or None, PNG path, face rows, status text) for one request.
+
+    models: {mode: Model}, the generator each mode runs; the status names it."""
+    if mode not in MODES:
+        raise DemoError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
+    result = run_mode(payload, mode, upscale, models[mode].predict, out_dir)
+    return result[:-1] + (f"{result[-1]}\n\nModel: {models[mode].name}",)
+
+
+def run_mode(payload, mode, upscale, predict, out_dir):
     image = read_upload(upload_path(payload))
     stem = os.path.splitext(os.path.basename(upload_path(payload) or "image"))[0]
     if mode == "photo":
@@ -205,8 +222,6 @@ def run(payload, mode, upscale, predict, out_dir):
                   f"-> {output.shape[1]}x{output.shape[0]} (x{upscale}) in {result.seconds['total']:.1f} s")
         return ((bicubic, output), bicubic, output, None,
                 write_result(output, f"{stem}_x{upscale}_SR.png", out_dir), face_rows(result.faces), status)
-    if mode != "aligned face":
-        raise DemoError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
     lr, bicubic, sr, hr, seconds = enhance_face(image, predict)
     status = f"{LR_SIZE}x{LR_SIZE} -> {sr.shape[1]}x{sr.shape[0]} in {seconds:.2f} s"
     if hr is not None:
@@ -216,10 +231,10 @@ def run(payload, mode, upscale, predict, out_dir):
     return (bicubic, sr), bicubic, sr, hr, write_result(sr, f"{stem}_SR.png", out_dir), [], status
 
 
-def handler(predict, out_dir):
+def handler(models, out_dir):
     def process(payload, mode, upscale):
         try:
-            return run(payload, mode, upscale, predict, out_dir)
+            return run(payload, mode, upscale, models, out_dir)
         except DemoError as err:
             raise gr.Error(str(err), print_exception=False) from None
         except Exception as err:  # the server stays up; the details go to its console only
@@ -261,8 +276,15 @@ def samples(folder):
     return [[group, "photo", 8], [compressed, "photo", 4]] + [[p, "aligned face", DEFAULT_UPSCALE] for p in faces]
 
 
-def build(predict, work_dir):
-    """The page; its samples and results live under work_dir."""
+def models_text(models):
+    if models["photo"].name == models["aligned face"].name:
+        return f"Both modes run the generator {models['photo'].name}."
+    return (f"'photo' runs {models['photo'].name}, the generator fine-tuned on compressed, noisy faces; "
+            f"'aligned face' runs {models['aligned face'].name}, the paper's recipe.")
+
+
+def build(models, work_dir):
+    """The page for {mode: Model}; its samples and results live under work_dir."""
     out_dir = os.path.join(work_dir, "results")
     os.makedirs(out_dir, exist_ok=True)
     with gr.Blocks(title="EIPNet face super-resolution", analytics_enabled=False,
@@ -271,7 +293,8 @@ def build(predict, work_dir):
         gr.Markdown(ABOUT_TEXT, elem_id="about")
         gr.Markdown("**photo**: the faces are found, super-resolved and pasted back into the photo upscaled "
                     "bicubically; the table says what happened to each. **aligned face**: a face crop is "
-                    "reduced to 16x16 as in training and super-resolved to 128x128.\n\n" + LIMITS_TEXT)
+                    "reduced to 16x16 as in training and super-resolved to 128x128. " + models_text(models)
+                    + "\n\n" + LIMITS_TEXT)
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.Image(label="your photo or face crop", type="filepath", sources=["upload", "clipboard"],
@@ -297,7 +320,7 @@ def build(predict, work_dir):
                                      label="faces (photo mode)", interactive=False, elem_id="faces")
         # preprocess=False: the upload reaches `run` as a cached file and is decoded by test.py's
         # reader, so a file that is not an image gets our message, not a decoder's traceback.
-        button.click(handler(predict, out_dir), [upload, mode, upscale],
+        button.click(handler(models, out_dir), [upload, mode, upscale],
                      [slider, bicubic, sr, original, download, faces, status],
                      api_name="enhance", preprocess=False)
     return page
@@ -314,6 +337,18 @@ def load_predict(weight_path):
                    f"or the authors' G_weight.ckpt")
     model.predict(np.zeros((1, LR_SIZE, LR_SIZE, 3), np.float32))  # tracing stays out of the first request
     return model.predict
+
+
+def model_name(weight_path):
+    path = os.path.abspath(weight_path)
+    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else weight_path
+
+
+def load_models(photo_weights, face_weights):
+    """{mode: Model} of the weights each mode runs (loaded once when they are the same), warmed up."""
+    paths = dict.fromkeys((photo_weights, face_weights))
+    loaded = {path: Model(model_name(path), load_predict(path)) for path in paths}
+    return {"photo": loaded[photo_weights], "aligned face": loaded[face_weights]}
 
 
 def warm_detector():
@@ -333,12 +368,12 @@ def check_port(host, port):
 def serve(opt):
     """Serve the page as demo.py's options `opt` say, until Ctrl-C or SIGTERM."""
     check_port(opt.host, opt.port)
-    predict = load_predict(opt.weight_path)
+    models = load_models(opt.photo_weights, opt.face_weights)
     warm_detector()
     work_dir = tempfile.mkdtemp(prefix="eipnet_demo_")
     # `kill` ends the server as Ctrl-C does: Gradio closes it and the work folder goes.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    page = build(predict, work_dir)
+    page = build(models, work_dir)
     # One request at a time (the generator takes both cores); the others wait in the queue.
     page.queue(default_concurrency_limit=1, max_size=32)
     try:

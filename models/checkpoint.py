@@ -15,11 +15,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
 
-from data.constants import LR_SIZE
+from data.constants import GENERATOR_FILE, LR_SIZE
 from models.generator import build_generator
 from utils import atomic_path
 
-GENERATOR_FILE = "generator.weights.h5"
 TF1_PREFIX = "G_weight.ckpt"
 TRAIN_CKPT_DIR = "ckpt"
 

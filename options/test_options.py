@@ -2,7 +2,7 @@
 import math
 import os
 
-from data.constants import BLUR_REACH, DEGRADATIONS, JPEG_QUALITY
+from data.constants import BLUR_REACH, DEGRADATIONS, JPEG_QUALITY, PAPER_BUNDLE, REAL_BUNDLE
 from options.base_options import BaseOptions
 from options.degradation import blur_sigma, jpeg_quality, noise_sigma
 from utils import usable_cores
@@ -18,14 +18,29 @@ def weights_exist(path):
     return os.path.exists(path) or os.path.exists(path + ".index")
 
 
+def default_weights(real_world):
+    """The bundled generator test.py runs without --weight_path: the one fine-tuned on compressed, noisy
+    inputs for photos (--real_world), the paper's recipe for aligned faces."""
+    return REAL_BUNDLE if real_world else PAPER_BUNDLE
+
+
+def weights_by_mode(weight_path, root=""):
+    """(photo weights, aligned-face weights) of demo.py: `weight_path` for both when given, else test.py's
+    default for each, under `root`."""
+    if weight_path is not None:
+        return weight_path, weight_path
+    return os.path.join(root, default_weights(True)), os.path.join(root, default_weights(False))
+
+
 class TestOptions(BaseOptions):
     description = "Super-resolve faces with a trained EIPNet generator and measure the results."
 
     def initialize(self, parser):
         parser = super().initialize(parser)
-        parser.add_argument("--weight_path", default="checkpoint/CelebA",
+        parser.add_argument("--weight_path", default=None,
                             help="generator weights: a .weights.h5 file, a train.py checkpoint, the authors' "
-                                 "G_weight.ckpt prefix, or a folder holding one of them")
+                                 "G_weight.ckpt prefix, or a folder holding one of them (default: "
+                                 f"{PAPER_BUNDLE} for aligned faces, {REAL_BUNDLE} with --real_world)")
         parser.add_argument("--image_save_path", default="result",
                             help="output folder; a relative path is placed under <checkpoint_path>/<save_path>. "
                                  "If it already holds results (summary.json or *_SR.png) and --overwrite is not "
@@ -127,6 +142,11 @@ class TestOptions(BaseOptions):
             parser.error(f"--min_face must be >= 0, got {opt.min_face}")
         if opt.identities is not None and not os.path.isfile(opt.identities):
             parser.error(f"--identities {opt.identities} is not a file")
+        if opt.weight_path is None:
+            opt.weight_path = default_weights(opt.real_world)
+            if not weights_exist(opt.weight_path):
+                parser.error(f"the bundled generator {opt.weight_path} is missing (git checkout -- "
+                             f"{opt.weight_path} restores it); or pass --weight_path")
         if not weights_exist(opt.weight_path):
             parser.error(f"no checkpoint at --weight_path {opt.weight_path}; {NO_CHECKPOINT_HELP}")
         if not os.path.isdir(opt.test_path):

@@ -29,6 +29,7 @@ degraded photo. The header names the input. Per factor it prints:
 import argparse
 import os
 
+from data.constants import REAL_BUNDLE
 from options.degradation import jpeg_quality, noise_sigma
 from utils import start_tensorflow
 
@@ -36,7 +37,8 @@ from utils import start_tensorflow
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m scripts.real_world_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--faces", required=True, help="folder of aligned 178x218 CelebA frames (searched recursively)")
-    p.add_argument("--weight_path", default="checkpoint/CelebA", help="generator weights (as test.py)")
+    p.add_argument("--weight_path", default=REAL_BUNDLE,
+                   help="generator weights (as test.py; the default is test.py --real_world's)")
     p.add_argument("--factors", default="2,6,8,11,16", help="comma-separated shrink factors")
     p.add_argument("--count", type=int, default=120, help="faces per factor (whole photos: rounded up)")
     p.add_argument("--cols", type=int, default=4)

@@ -181,6 +181,7 @@ def test_aligned_face_through_api_matches_the_training_path(client):
     stated = [float(v) for v in re.findall(r"PSNR EIPNet ([0-9.]+) dB, bicubic ([0-9.]+) dB", status)[0]]
     assert stated == pytest.approx([psnr(sr, hr), psnr(bicubic, hr)], abs=0.006)
     assert stated[0] > stated[1]
+    assert status.endswith("Model: checkpoint/CelebA"), status  # demo.py's default for aligned faces
 
 
 @pytest.mark.slow
@@ -217,6 +218,7 @@ def test_a_portrait_gets_why_and_its_face_shrunk_to_16_px(client, tmp_path):
     # the bundled 178x218 photo itself, in photo mode: its face (frame 178 px) too
     _, _, sr_path, original_path, _, _, status = enhance(client, SAMPLES[0], "photo", 4)
     assert "No face in this photo was super-resolved" in status and read_rgb(sr_path).shape == (128, 128, 3)
+    assert status.endswith("Model: checkpoint/CelebA-real"), status  # demo.py's default for photos
 
 
 @pytest.mark.slow

@@ -419,6 +419,7 @@ def test_test_py_real_world_cli(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "real_world" and summary["photos"] == 2 and summary["skipped"] == 1
+    assert summary["weight_path"] == str(weights)  # --weight_path replaces the real-photo bundle
     assert summary["faces"] == len(SMALL) == summary["super_resolved"] and summary["photos_without_face"] == 1
     assert [f["status"] for f in summary["photos_report"]["group.png"]["faces"]] == [ph.SUPER_RESOLVED] * len(SMALL)
     assert read_image(str(out / "group_SR.png")).shape == (photo.shape[0] * 3, photo.shape[1] * 3, 3)
@@ -483,7 +484,8 @@ def test_real_world_bench_measures_the_degraded_photo_it_names(tmp_path, monkeyp
 
     monkeypatch.setattr(ph, "super_resolve_photo", stub_path)
     monkeypatch.setattr(ph, "super_resolve_faces", lambda *a, **k: ([], [], []))
-    monkeypatch.setattr(bench, "load_inference", lambda path: SimpleNamespace(predict=None))
+    loaded = []
+    monkeypatch.setattr(bench, "load_inference", lambda path: loaded.append(path) or SimpleNamespace(predict=None))
 
     def run(*flags):
         given.clear()
@@ -495,6 +497,7 @@ def test_real_world_bench_measures_the_degraded_photo_it_names(tmp_path, monkeyp
     shrunk = [cv2.resize(p[:216, :354], (59, 36), interpolation=cv2.INTER_AREA) for p in originals]
     clean, out = run()
     assert "input: INTER_AREA shrink," in out
+    assert loaded == [os.path.join("checkpoint", "CelebA-real")]  # test.py --real_world's default weights
     for got, expected in zip(clean, shrunk, strict=True):
         np.testing.assert_array_equal(got, expected)
     jpeg, out = run("--jpeg_quality", "40")
