@@ -26,7 +26,8 @@ def run_photos(opt, files, model, out_dir, new_run, stems):
         try:
             photo = read_image(path)
             result = ph.super_resolve_photo(photo, model.predict, upscale=opt.upscale, min_face=opt.min_face,
-                                            force_large=opt.force_large, raw_output=opt.raw_output)
+                                            force_large=opt.force_large, raw_output=opt.raw_output,
+                                            match_sigma=opt.match_sigma)
         except (ImageReadError, PhotoTooLargeError) as err:
             skipped += 1
             tqdm.write(f"{PROG}: skipped {path}: {err}", file=sys.stderr)
@@ -45,7 +46,8 @@ def run_photos(opt, files, model, out_dir, new_run, stems):
         fail(PROG, f"none of the {len(files)} photos under {opt.test_path} could be processed")
     summary = {**counts, "skipped": skipped, "upscale": opt.upscale, "device": describe_device(),
                "backend": model.name, "precision": model.precision, "weight_path": opt.weight_path,
-               "mode": "real_world", "raw_output": opt.raw_output, "photos_report": reports}
+               "mode": "real_world", "raw_output": opt.raw_output, "match_sigma": opt.match_sigma,
+               "photos_report": reports}
     summary = write_summary(out_dir, summary)
     print(f"{counts['photos']} photos, {counts['faces']} faces, {counts['super_resolved']} super-resolved -> {out_dir}"
           + (" (new run folder: the output folder held results; --overwrite writes into it)" if new_run else "")

@@ -28,7 +28,7 @@ import time
 import cv2
 import numpy as np
 
-from data.constants import FRAME, SCALE
+from data.constants import FRAME, REAL_PHOTO_MATCH_SIGMA, SCALE
 from data.degradation import match_input
 from faces import align, detect, paste, sizes
 from utils import to_uint8
@@ -103,10 +103,10 @@ def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_larg
     return SUPER_RESOLVED
 
 
-def super_resolve_faces(photo, matrices, predict, raw_output=False):
+def super_resolve_faces(photo, matrices, predict, raw_output=False, match_sigma=0.0):
     """(inputs, outputs, image maps) for faces whose 128-frame maps are `matrices`: the generator's
-    input crops (uint8 [n, n, 3], `align.input_crop`), its outputs corrected by `match_input`
-    unless `raw_output` (uint8 [8n, 8n, 3]) and each output's photo -> output-pixel 2x3 map."""
+    input crops (uint8 [n, n, 3], `align.input_crop`), its outputs corrected by `match_input` with
+    `match_sigma` unless `raw_output` (uint8 [8n, 8n, 3]) and each output's photo -> output-pixel 2x3 map."""
     inputs, maps = zip(*(align.input_crop(photo, m) for m in matrices)) if matrices else ((), ())
     outputs = [None] * len(inputs)
     by_size = {}
@@ -117,12 +117,13 @@ def super_resolve_faces(photo, matrices, predict, raw_output=False):
         for i in range(0, len(same_size), step):
             ks = same_size[i:i + step]
             for k, sr in zip(ks, _run_predict(predict, np.stack([inputs[k] for k in ks]))):
-                outputs[k] = to_uint8(sr if raw_output else match_input(sr, inputs[k]))
+                outputs[k] = to_uint8(sr if raw_output else match_input(sr, inputs[k], match_sigma))
     return list(inputs), outputs, list(maps)
 
 
 def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_frame=MAX_FRAME,
-                        force_large=False, detector=None, max_pixels=sizes.MAX_OUTPUT_PIXELS, raw_output=False):
+                        force_large=False, detector=None, max_pixels=sizes.MAX_OUTPUT_PIXELS, raw_output=False,
+                        match_sigma=REAL_PHOTO_MATCH_SIGMA):
     """Every face of a uint8 RGB photo [H, W, 3] the model can help, super-resolved; a `PhotoResult`.
 
     predict(lr float32 [N, n, n, 3] on [0, 255]) -> float [N, 8n, 8n, 3] or a
@@ -132,8 +133,8 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
     size check runs first: a too-large request raises
     sizes.PhotoTooLargeError (a ValueError). Faces are classified by
     `status_of`; all but the super-resolved ones stay bicubic, as does a
-    photo without faces or under MIN_PHOTO_SIDE px. `raw_output` pastes the
-    generator's outputs without `match_input`.
+    photo without faces or under MIN_PHOTO_SIDE px. The generator's outputs
+    are corrected by `match_input` with `match_sigma`; `raw_output` pastes them as they are.
     """
     start = time.perf_counter()
     photo = sizes.check_photo(photo)
@@ -163,7 +164,7 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
     if chosen:
         t = time.perf_counter()
         inputs, outputs, maps = super_resolve_faces(photo, [result.matrices[k] for k in chosen], predict,
-                                                      raw_output)
+                                                      raw_output, match_sigma)
         result.seconds["generator"] = time.perf_counter() - t
         for k, lr, sr, image_map in zip(chosen, inputs, outputs, maps):
             result.lr[k], result.sr[k] = lr, sr
