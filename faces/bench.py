@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME, REAL_PHOTO_MATCH_SIGMA
+from data.constants import CELEBA_CROP, CELEBA_SIZE, FRAME
 from data.degradation import add_noise, jpeg_roundtrip
 from data.images import list_images, read_image
 from deploy.inference import load_inference
@@ -103,7 +103,7 @@ def input_label(args):
         parts.append(f"noise {args.noise_sigma:g}")
     if args.jpeg_quality is not None:
         parts.append(f"JPEG {args.jpeg_quality}")
-    if args.match_sigma != REAL_PHOTO_MATCH_SIGMA:
+    if args.match_sigma is not None:
         parts.append(f"--match_sigma {args.match_sigma:g}")
     return ", ".join(parts)
 
@@ -124,7 +124,7 @@ def measure(args, predict, photos, factor):
         truths = [true_matrix(o, factor) for o in origins]
         ideal = bicubic.copy()
         if args.force_large or align.frame_side(truths[0]) <= ph.MAX_FRAME:   # else the policy keeps bicubic
-            _, ideal_sr, maps = ph.super_resolve_faces(small, truths, predict, match_sigma=args.match_sigma)
+            _, ideal_sr, maps = ph.super_resolve_faces(small, truths, predict, match_sigma=result.match_sigma)
             for sr, image_map, m in zip(ideal_sr, maps, truths):
                 paste.paste(ideal, sr, image_map, m, factor)
         photo_gains.append(region_psnr(result.composed, original, np.ones((h, w), bool))

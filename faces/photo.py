@@ -28,9 +28,9 @@ import time
 import cv2
 import numpy as np
 
-from data.constants import FRAME, REAL_PHOTO_MATCH_SIGMA, SCALE
+from data.constants import COMPRESSED_MATCH_SIGMA, FRAME, SCALE
 from data.degradation import match_input
-from faces import align, detect, paste, sizes
+from faces import align, detect, jpeg, paste, sizes
 from utils import to_uint8
 
 SUPER_RESOLVED = "super-resolved"
@@ -60,6 +60,8 @@ class PhotoResult:
     max_frame: float = MAX_FRAME
     min_face: float = MIN_FACE
     note: str = ""         # why nothing was searched, if so
+    jpeg_quality: int | None = None   # faces.jpeg's estimate for the photo (None: no sign of JPEG)
+    match_sigma: float = 0.0          # the correction's smoothing the faces got (match_input)
 
     def count(self, status):
         return sum(f["status"] == status for f in self.faces)
@@ -80,6 +82,8 @@ class PhotoResult:
         small = self.count(TOO_SMALL)
         if small:
             parts.append(f"{small} {TOO_SMALL} (box under --min_face {self.min_face:g} px)")
+        if self.jpeg_quality is not None:
+            parts.append(f"JPEG quality about {self.jpeg_quality}: smoothed correction")
         return f"{name}: " + "; ".join(parts) + f" [{self.seconds['total']:.1f} s]"
 
 
@@ -123,7 +127,7 @@ def super_resolve_faces(photo, matrices, predict, raw_output=False, match_sigma=
 
 def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_frame=MAX_FRAME,
                         force_large=False, detector=None, max_pixels=sizes.MAX_OUTPUT_PIXELS, raw_output=False,
-                        match_sigma=REAL_PHOTO_MATCH_SIGMA):
+                        match_sigma=None):
     """Every face of a uint8 RGB photo [H, W, 3] the model can help, super-resolved; a `PhotoResult`.
 
     predict(lr float32 [N, n, n, 3] on [0, 255]) -> float [N, 8n, 8n, 3] or a
@@ -134,7 +138,9 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
     sizes.PhotoTooLargeError (a ValueError). Faces are classified by
     `status_of`; all but the super-resolved ones stay bicubic, as does a
     photo without faces or under MIN_PHOTO_SIDE px. The generator's outputs
-    are corrected by `match_input` with `match_sigma`; `raw_output` pastes them as they are.
+    are corrected by `match_input` with `match_sigma`; by default (None) fully for a photo without
+    sign of JPEG compression, smoothed (COMPRESSED_MATCH_SIGMA) for one with, so its blocks are not
+    put back (`jpeg.estimate_quality`: each face reports it); `raw_output` pastes them as they are.
     """
     start = time.perf_counter()
     photo = sizes.check_photo(photo)
@@ -151,6 +157,10 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
         return result
     found = detect.detect_faces(photo, detector)
     result.seconds["detect"] = time.perf_counter() - start
+    result.jpeg_quality = jpeg.estimate_quality(photo)
+    if match_sigma is None:
+        match_sigma = 0.0 if result.jpeg_quality is None else COMPRESSED_MATCH_SIGMA
+    result.match_sigma = float(match_sigma)
     chosen = []
     for k, face in enumerate(found):
         matrix = align.frame_matrix(face.landmarks)
@@ -158,7 +168,8 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
         status = status_of(face, frame_px, min_face, max_frame, force_large)
         result.matrices.append(matrix)
         result.faces.append({"box": [round(float(v), 1) for v in face.box], "frame_px": round(frame_px, 1),
-                             "confidence": round(face.confidence, 4), "status": status})
+                             "confidence": round(face.confidence, 4), "status": status,
+                             "jpeg_quality": result.jpeg_quality})
         if status == SUPER_RESOLVED:
             chosen.append(k)
     if chosen:

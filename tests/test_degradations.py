@@ -291,14 +291,17 @@ def test_match_input_with_sigma_smooths_the_correction_first():
     assert put_back[0] > 0.95 and put_back[1] < 0.5, put_back
 
 
-def test_match_sigma_defaults_to_the_full_correction_for_aligned_faces_only():
-    from data.constants import REAL_PHOTO_MATCH_SIGMA
+def test_match_sigma_defaults_to_smoothing_only_for_inputs_made_compressed_or_noisy():
+    from data.constants import COMPRESSED_MATCH_SIGMA
 
     base = ["--gpu_ids", "-1", "--test_path", TEST_IMAGES]
-    assert TestOptions().parse(base).match_sigma == 0.0
-    assert TestOptions().parse(base + ["--real_world"]).match_sigma == REAL_PHOTO_MATCH_SIGMA > 0
-    assert TestOptions().parse(base + ["--real_world", "--raw_output"]).match_sigma == 0.0
-    assert TestOptions().parse(base + ["--match_sigma", "0.7"]).match_sigma == 0.7
+    expect = {(): 0.0, ("--degradation", "area"): 0.0, ("--blur_sigma", "1"): 0.0,
+              ("--jpeg_quality", "60"): COMPRESSED_MATCH_SIGMA, ("--degradation", "jpeg"): COMPRESSED_MATCH_SIGMA,
+              ("--noise_sigma", "3"): COMPRESSED_MATCH_SIGMA, ("--jpeg_quality", "60", "--raw_output"): 0.0,
+              ("--jpeg_quality", "60", "--match_sigma", "0"): 0.0, ("--match_sigma", "0.7"): 0.7,
+              ("--real_world",): None}   # None: chosen per photo (faces.jpeg)
+    for extra, sigma in expect.items():
+        assert TestOptions().parse(base + list(extra)).match_sigma == sigma, extra
     for bad in (["--match_sigma", "-1"], ["--match_sigma", "1", "--raw_output"]):
         with pytest.raises(SystemExit):
             TestOptions().parse(base + bad)
