@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from test_real_world import TrueDetector, bicubic_predict, small_faces_photo
 
 from conftest import ROOT
 from data.constants import COMPRESSED_MATCH_SIGMA
 from data.images import list_images, read_image
 from faces import jpeg, photo as ph
-from test_real_world import TrueDetector, bicubic_predict, small_faces_photo
 
 SAMPLES = os.path.join(ROOT, "datasets", "test")
 
