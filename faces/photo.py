@@ -20,7 +20,9 @@ Which faces (status of each):
   `max_frame` photo px, beyond what the benchmark measured, and the
   generator's cost grows with the face's area (`force_large` super-resolves
   it anyway);
-* "too small: left as bicubic": its box is under `min_face` px.
+* "too small: left as bicubic": its box is under `min_face` px;
+* "too compressed for the model: left as bicubic": the photo's JPEG quality
+  (`jpeg.estimate_quality`) is under MIN_JPEG_QUALITY.
 """
 import dataclasses
 import time
@@ -36,12 +38,16 @@ from utils import to_uint8
 SUPER_RESOLVED = "super-resolved"
 TOO_LARGE = "too large for the 8x model: left as bicubic"
 TOO_SMALL = "too small: left as bicubic"
+TOO_COMPRESSED = "too compressed for the model: left as bicubic"
 MIN_PHOTO_SIDE = 8   # a photo narrower than this cannot hold a face: not searched
 # Faces whose frame spans more photo px were not measured by `python -m scripts.real_world_bench`,
 # and cost the generator quadratically more: they stay bicubic. Every box the detector finds is
 # worth super-resolving: no lower limit (docs/evaluation.md, "How much it helps on real photos").
 MAX_FRAME = 96.0
 MIN_FACE = 0.0
+# Below this JPEG quality the model's faces are no better than bicubic's on average and some are
+# clearly worse: they stay bicubic (docs/evaluation.md, "Correcting the output on compressed inputs").
+MIN_JPEG_QUALITY = 25
 # Output pixels per generator call: test.py's 16 faces of 128x128. Its activations grow with the
 # output's area, so larger faces go through a few at a time (docs/evaluation.md, "Real photos").
 MAX_BATCH_PIXELS = 16 * FRAME * FRAME
@@ -82,7 +88,11 @@ class PhotoResult:
         small = self.count(TOO_SMALL)
         if small:
             parts.append(f"{small} {TOO_SMALL} (box under --min_face {self.min_face:g} px)")
-        if self.jpeg_quality is not None:
+        compressed = self.count(TOO_COMPRESSED)
+        if compressed:
+            parts.append(f"{compressed} {TOO_COMPRESSED} (JPEG quality about {self.jpeg_quality}, "
+                         f"under {MIN_JPEG_QUALITY})")
+        if self.jpeg_quality is not None and not compressed:
             parts.append(f"JPEG quality about {self.jpeg_quality}: smoothed correction")
         return f"{name}: " + "; ".join(parts) + f" [{self.seconds['total']:.1f} s]"
 
@@ -99,9 +109,11 @@ def _run_predict(predict, lr):
     return out
 
 
-def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_large=False):
+def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_large=False, jpeg_quality=None):
     if face.size < min_face:
         return TOO_SMALL
+    if jpeg_quality is not None and jpeg_quality < MIN_JPEG_QUALITY:
+        return TOO_COMPRESSED
     if frame_px > max_frame and not force_large:
         return TOO_LARGE
     return SUPER_RESOLVED
@@ -165,7 +177,7 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
     for k, face in enumerate(found):
         matrix = align.frame_matrix(face.landmarks)
         frame_px = align.frame_side(matrix)
-        status = status_of(face, frame_px, min_face, max_frame, force_large)
+        status = status_of(face, frame_px, min_face, max_frame, force_large, result.jpeg_quality)
         result.matrices.append(matrix)
         result.faces.append({"box": [round(float(v), 1) for v in face.box], "frame_px": round(frame_px, 1),
                              "confidence": round(face.confidence, 4), "status": status,

@@ -75,3 +75,18 @@ def test_the_real_photo_path_smooths_the_correction_of_a_compressed_photo_only()
         means = cv2.resize(image.astype(np.float32), lr.shape[1::-1], interpolation=cv2.INTER_AREA)
         return np.abs(means - cv2.GaussianBlur(means, (0, 0), 1.0)).mean()
     assert input_scale_detail(smooth.sr[k], smooth.lr[k]) < input_scale_detail(full.sr[k], full.lr[k])
+
+
+def test_faces_of_a_photo_compressed_below_the_limit_stay_bicubic():
+    photo, truths = small_faces_photo(seed=1)
+    detector = TrueDetector(photo.shape[1], truths)
+    cases = ((ph.MIN_JPEG_QUALITY - 10, ph.TOO_COMPRESSED), (ph.MIN_JPEG_QUALITY + 5, ph.SUPER_RESOLVED))
+    for quality, expected in cases:
+        compressed = opencv_jpeg(photo, quality)
+        result = ph.super_resolve_photo(compressed, bicubic_predict, upscale=3, detector=detector, force_large=True)
+        assert [face["status"] for face in result.faces] == [expected] * len(truths), quality
+        h, w = compressed.shape[:2]
+        plain = cv2.resize(compressed, (w * 3, h * 3), interpolation=cv2.INTER_CUBIC)
+        assert np.array_equal(result.composed, plain) == (expected == ph.TOO_COMPRESSED)
+    assert f"{len(truths)} {ph.TOO_COMPRESSED} (JPEG quality about" in ph.super_resolve_photo(
+        opencv_jpeg(photo, ph.MIN_JPEG_QUALITY - 10), bicubic_predict, upscale=3, detector=detector).report()
