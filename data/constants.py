@@ -11,6 +11,10 @@ VGGFACE2_CROP = 0.7       # the paper's VGGFace2 protocol: centre crop of 0.7 x 
 # "jpeg" the bilinear one followed by a JPEG_QUALITY round trip
 DEGRADATIONS = ("bilinear", "area", "bicubic", "jpeg")
 JPEG_QUALITY = 75
+# data.degradation.match_input's smoothing of the correction (input px) for an input known (test.py's
+# controls) or found (faces.jpeg) to be compressed or noisy; a clean one gets the full correction
+# (docs/evaluation.md, "Correcting the output on compressed inputs")
+COMPRESSED_MATCH_SIGMA = 3.0
 # the degradation controls' accepted values (train.py's real recipe, test.py, scripts.real_world_bench)
 BLUR_SIGMA_MAX = 10       # HR px
 NOISE_SIGMA_MAX = 255     # grey levels

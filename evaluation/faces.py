@@ -94,7 +94,7 @@ def evaluate_faces(opt, files, model, face_metrics, with_brisque, out_dir, stems
 
         for i, (path, hr, lr) in enumerate(good):
             stem = stems[path]
-            sr = to_uint8(sr_batch[i] if opt.raw_output else match_input(sr_batch[i], lr))
+            sr = to_uint8(sr_batch[i] if opt.raw_output else match_input(sr_batch[i], lr, opt.match_sigma))
             bicubic = upscale_bicubic(lr, sr.shape[0] // lr.shape[0])
             evaluation.add(sr, bicubic, hr, [os.path.join(out_dir, stem + suffix) for suffix in OUTPUT_SUFFIXES])
             names.append(stem)

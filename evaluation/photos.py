@@ -17,7 +17,7 @@ from visualizer import write_photo_outputs
 def run_photos(opt, files, model, out_dir, new_run, stems):
     """Every face of every photo of `files` the model can help super-resolved and pasted back; the outputs
     and summary.json written into out_dir, the run's line printed; returns the summary as written."""
-    counts = {"photos": 0, "faces": 0, "super_resolved": 0, "too_large": 0, "too_small": 0,
+    counts = {"photos": 0, "faces": 0, "super_resolved": 0, "too_large": 0, "too_small": 0, "too_compressed": 0,
               "photos_without_face": 0}
     skipped = 0
     reports = {}
@@ -26,7 +26,8 @@ def run_photos(opt, files, model, out_dir, new_run, stems):
         try:
             photo = read_image(path)
             result = ph.super_resolve_photo(photo, model.predict, upscale=opt.upscale, min_face=opt.min_face,
-                                            force_large=opt.force_large, raw_output=opt.raw_output)
+                                            force_large=opt.force_large, raw_output=opt.raw_output,
+                                            match_sigma=opt.match_sigma)
         except (ImageReadError, PhotoTooLargeError) as err:
             skipped += 1
             tqdm.write(f"{PROG}: skipped {path}: {err}", file=sys.stderr)
@@ -40,16 +41,19 @@ def run_photos(opt, files, model, out_dir, new_run, stems):
         counts["super_resolved"] += result.count(ph.SUPER_RESOLVED)
         counts["too_large"] += result.count(ph.TOO_LARGE)
         counts["too_small"] += result.count(ph.TOO_SMALL)
+        counts["too_compressed"] += result.count(ph.TOO_COMPRESSED)
         counts["photos_without_face"] += not result.faces
     if counts["photos"] == 0:
         fail(PROG, f"none of the {len(files)} photos under {opt.test_path} could be processed")
     summary = {**counts, "skipped": skipped, "upscale": opt.upscale, "device": describe_device(),
                "backend": model.name, "precision": model.precision, "weight_path": opt.weight_path,
-               "mode": "real_world", "raw_output": opt.raw_output, "photos_report": reports}
+               "mode": "real_world", "raw_output": opt.raw_output, "match_sigma": opt.match_sigma,
+               "photos_report": reports}
     summary = write_summary(out_dir, summary)
     print(f"{counts['photos']} photos, {counts['faces']} faces, {counts['super_resolved']} super-resolved -> {out_dir}"
           + (" (new run folder: the output folder held results; --overwrite writes into it)" if new_run else "")
           + (f" | {counts['too_large']} {ph.TOO_LARGE}" if counts["too_large"] else "")
           + (f" | {counts['too_small']} under --min_face" if counts["too_small"] else "")
+          + (f" | {counts['too_compressed']} {ph.TOO_COMPRESSED}" if counts["too_compressed"] else "")
           + (f" | skipped {skipped}" if skipped else ""))
     return summary

@@ -35,7 +35,8 @@ def summarise(opt, face_run, model, face_metrics, with_brisque, labels=None, hit
                "faces_per_s": processed / face_run.wall_seconds, "workers": opt.workers,
                "device": describe_device(), "backend": model.name,
                "precision": model.precision, "weight_path": opt.weight_path,
-               "mode": "lr_input" if opt.lr_input else "hr", "raw_output": opt.raw_output}
+               "mode": "lr_input" if opt.lr_input else "hr", "raw_output": opt.raw_output,
+               "match_sigma": opt.match_sigma}
     if not opt.lr_input:
         how = input_degradation(opt)
         summary.update(degradation=opt.degradation, input=how.label(), kernel=how.kernel,

@@ -103,6 +103,8 @@ def input_label(args):
         parts.append(f"noise {args.noise_sigma:g}")
     if args.jpeg_quality is not None:
         parts.append(f"JPEG {args.jpeg_quality}")
+    if args.match_sigma is not None:
+        parts.append(f"--match_sigma {args.match_sigma:g}")
     return ", ".join(parts)
 
 
@@ -111,6 +113,7 @@ def measure(args, predict, photos, factor):
     found = resolved = 0
     detect_seconds = 0.0
     options = {"max_frame": math.inf} if args.force_large else {}
+    options["match_sigma"] = args.match_sigma
     for index, (original, origins) in enumerate(photos):
         h, w = (original.shape[0] // factor) * factor, (original.shape[1] // factor) * factor
         original = original[:h, :w]
@@ -121,7 +124,7 @@ def measure(args, predict, photos, factor):
         truths = [true_matrix(o, factor) for o in origins]
         ideal = bicubic.copy()
         if args.force_large or align.frame_side(truths[0]) <= ph.MAX_FRAME:   # else the policy keeps bicubic
-            _, ideal_sr, maps = ph.super_resolve_faces(small, truths, predict)
+            _, ideal_sr, maps = ph.super_resolve_faces(small, truths, predict, match_sigma=result.match_sigma)
             for sr, image_map, m in zip(ideal_sr, maps, truths):
                 paste.paste(ideal, sr, image_map, m, factor)
         photo_gains.append(region_psnr(result.composed, original, np.ones((h, w), bool))

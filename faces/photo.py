@@ -20,7 +20,9 @@ Which faces (status of each):
   `max_frame` photo px, beyond what the benchmark measured, and the
   generator's cost grows with the face's area (`force_large` super-resolves
   it anyway);
-* "too small: left as bicubic": its box is under `min_face` px.
+* "too small: left as bicubic": its box is under `min_face` px;
+* "too compressed for the model: left as bicubic": the photo's JPEG quality
+  (`jpeg.estimate_quality`) is under MIN_JPEG_QUALITY.
 """
 import dataclasses
 import time
@@ -28,20 +30,24 @@ import time
 import cv2
 import numpy as np
 
-from data.constants import FRAME, SCALE
+from data.constants import COMPRESSED_MATCH_SIGMA, FRAME, SCALE
 from data.degradation import match_input
-from faces import align, detect, paste, sizes
+from faces import align, detect, jpeg, paste, sizes
 from utils import to_uint8
 
 SUPER_RESOLVED = "super-resolved"
 TOO_LARGE = "too large for the 8x model: left as bicubic"
 TOO_SMALL = "too small: left as bicubic"
+TOO_COMPRESSED = "too compressed for the model: left as bicubic"
 MIN_PHOTO_SIDE = 8   # a photo narrower than this cannot hold a face: not searched
 # Faces whose frame spans more photo px were not measured by `python -m scripts.real_world_bench`,
 # and cost the generator quadratically more: they stay bicubic. Every box the detector finds is
 # worth super-resolving: no lower limit (docs/evaluation.md, "How much it helps on real photos").
 MAX_FRAME = 96.0
 MIN_FACE = 0.0
+# Below this JPEG quality the model's faces are no better than bicubic's on average and some are
+# clearly worse: they stay bicubic (docs/evaluation.md, "Correcting the output on compressed inputs").
+MIN_JPEG_QUALITY = 25
 # Output pixels per generator call: test.py's 16 faces of 128x128. Its activations grow with the
 # output's area, so larger faces go through a few at a time (docs/evaluation.md, "Real photos").
 MAX_BATCH_PIXELS = 16 * FRAME * FRAME
@@ -60,6 +66,8 @@ class PhotoResult:
     max_frame: float = MAX_FRAME
     min_face: float = MIN_FACE
     note: str = ""         # why nothing was searched, if so
+    jpeg_quality: int | None = None   # faces.jpeg's estimate for the photo (None: no sign of JPEG)
+    match_sigma: float = 0.0          # the correction's smoothing the faces got (match_input)
 
     def count(self, status):
         return sum(f["status"] == status for f in self.faces)
@@ -80,6 +88,12 @@ class PhotoResult:
         small = self.count(TOO_SMALL)
         if small:
             parts.append(f"{small} {TOO_SMALL} (box under --min_face {self.min_face:g} px)")
+        compressed = self.count(TOO_COMPRESSED)
+        if compressed:
+            parts.append(f"{compressed} {TOO_COMPRESSED} (JPEG quality about {self.jpeg_quality}, "
+                         f"under {MIN_JPEG_QUALITY})")
+        if self.jpeg_quality is not None and not compressed:
+            parts.append(f"JPEG quality about {self.jpeg_quality}: smoothed correction")
         return f"{name}: " + "; ".join(parts) + f" [{self.seconds['total']:.1f} s]"
 
 
@@ -95,18 +109,20 @@ def _run_predict(predict, lr):
     return out
 
 
-def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_large=False):
+def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_large=False, jpeg_quality=None):
     if face.size < min_face:
         return TOO_SMALL
+    if jpeg_quality is not None and jpeg_quality < MIN_JPEG_QUALITY:
+        return TOO_COMPRESSED
     if frame_px > max_frame and not force_large:
         return TOO_LARGE
     return SUPER_RESOLVED
 
 
-def super_resolve_faces(photo, matrices, predict, raw_output=False):
+def super_resolve_faces(photo, matrices, predict, raw_output=False, match_sigma=0.0):
     """(inputs, outputs, image maps) for faces whose 128-frame maps are `matrices`: the generator's
-    input crops (uint8 [n, n, 3], `align.input_crop`), its outputs corrected by `match_input`
-    unless `raw_output` (uint8 [8n, 8n, 3]) and each output's photo -> output-pixel 2x3 map."""
+    input crops (uint8 [n, n, 3], `align.input_crop`), its outputs corrected by `match_input` with
+    `match_sigma` unless `raw_output` (uint8 [8n, 8n, 3]) and each output's photo -> output-pixel 2x3 map."""
     inputs, maps = zip(*(align.input_crop(photo, m) for m in matrices)) if matrices else ((), ())
     outputs = [None] * len(inputs)
     by_size = {}
@@ -117,12 +133,13 @@ def super_resolve_faces(photo, matrices, predict, raw_output=False):
         for i in range(0, len(same_size), step):
             ks = same_size[i:i + step]
             for k, sr in zip(ks, _run_predict(predict, np.stack([inputs[k] for k in ks]))):
-                outputs[k] = to_uint8(sr if raw_output else match_input(sr, inputs[k]))
+                outputs[k] = to_uint8(sr if raw_output else match_input(sr, inputs[k], match_sigma))
     return list(inputs), outputs, list(maps)
 
 
 def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_frame=MAX_FRAME,
-                        force_large=False, detector=None, max_pixels=sizes.MAX_OUTPUT_PIXELS, raw_output=False):
+                        force_large=False, detector=None, max_pixels=sizes.MAX_OUTPUT_PIXELS, raw_output=False,
+                        match_sigma=None):
     """Every face of a uint8 RGB photo [H, W, 3] the model can help, super-resolved; a `PhotoResult`.
 
     predict(lr float32 [N, n, n, 3] on [0, 255]) -> float [N, 8n, 8n, 3] or a
@@ -132,8 +149,10 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
     size check runs first: a too-large request raises
     sizes.PhotoTooLargeError (a ValueError). Faces are classified by
     `status_of`; all but the super-resolved ones stay bicubic, as does a
-    photo without faces or under MIN_PHOTO_SIDE px. `raw_output` pastes the
-    generator's outputs without `match_input`.
+    photo without faces or under MIN_PHOTO_SIDE px. The generator's outputs
+    are corrected by `match_input` with `match_sigma`; by default (None) fully for a photo without
+    sign of JPEG compression, smoothed (COMPRESSED_MATCH_SIGMA) for one with, so its blocks are not
+    put back (`jpeg.estimate_quality`: each face reports it); `raw_output` pastes them as they are.
     """
     start = time.perf_counter()
     photo = sizes.check_photo(photo)
@@ -150,20 +169,25 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
         return result
     found = detect.detect_faces(photo, detector)
     result.seconds["detect"] = time.perf_counter() - start
+    result.jpeg_quality = jpeg.estimate_quality(photo)
+    if match_sigma is None:
+        match_sigma = 0.0 if result.jpeg_quality is None else COMPRESSED_MATCH_SIGMA
+    result.match_sigma = float(match_sigma)
     chosen = []
     for k, face in enumerate(found):
         matrix = align.frame_matrix(face.landmarks)
         frame_px = align.frame_side(matrix)
-        status = status_of(face, frame_px, min_face, max_frame, force_large)
+        status = status_of(face, frame_px, min_face, max_frame, force_large, result.jpeg_quality)
         result.matrices.append(matrix)
         result.faces.append({"box": [round(float(v), 1) for v in face.box], "frame_px": round(frame_px, 1),
-                             "confidence": round(face.confidence, 4), "status": status})
+                             "confidence": round(face.confidence, 4), "status": status,
+                             "jpeg_quality": result.jpeg_quality})
         if status == SUPER_RESOLVED:
             chosen.append(k)
     if chosen:
         t = time.perf_counter()
         inputs, outputs, maps = super_resolve_faces(photo, [result.matrices[k] for k in chosen], predict,
-                                                      raw_output)
+                                                      raw_output, match_sigma)
         result.seconds["generator"] = time.perf_counter() - t
         for k, lr, sr, image_map in zip(chosen, inputs, outputs, maps):
             result.lr[k], result.sr[k] = lr, sr

@@ -2,7 +2,7 @@
 import math
 import os
 
-from data.constants import BLUR_REACH, DEGRADATIONS, JPEG_QUALITY, PAPER_BUNDLE, REAL_BUNDLE
+from data.constants import BLUR_REACH, COMPRESSED_MATCH_SIGMA, DEGRADATIONS, JPEG_QUALITY, PAPER_BUNDLE, REAL_BUNDLE
 from options.base_options import BaseOptions
 from options.degradation import blur_sigma, jpeg_quality, noise_sigma
 from utils import usable_cores
@@ -93,6 +93,12 @@ class TestOptions(BaseOptions):
                             help="write and score the generator's output as it is (the paper's protocol); by "
                                  "default each output is corrected to agree with its 16x16 input "
                                  "(data.degradation.match_input)")
+        parser.add_argument("--match_sigma", type=float, default=None,
+                            help="smooth that correction with a Gaussian of this sigma (input px) so a compressed "
+                                 "or noisy input's blocks and noise are not put back (0: the full correction). "
+                                 f"Default: {COMPRESSED_MATCH_SIGMA:g} when --jpeg_quality, --noise_sigma or "
+                                 "--degradation jpeg make the inputs so, else 0; with --real_world, chosen per "
+                                 f"photo: {COMPRESSED_MATCH_SIGMA:g} if it shows JPEG compression, else 0 (faces.jpeg)")
         parser.add_argument("--real_world", action="store_true",
                             help="the images are photos: find every face (MTCNN), super-resolve those the model "
                                  "can help and paste them back into the photo upscaled by --upscale (bicubic)")
@@ -136,6 +142,12 @@ class TestOptions(BaseOptions):
             opt.workers = usable_cores()
         if opt.workers < 1:
             parser.error(f"--workers must be at least 1, got {opt.workers}")
+        if opt.match_sigma is not None and (opt.match_sigma < 0 or opt.raw_output):
+            parser.error(f"--match_sigma smooths the correction (>= 0) that --raw_output leaves out, got "
+                         f"{opt.match_sigma}" + (" with --raw_output" if opt.raw_output else ""))
+        compressed = opt.jpeg_quality is not None or opt.noise_sigma > 0 or opt.degradation == "jpeg"
+        if opt.match_sigma is None and not opt.real_world:
+            opt.match_sigma = COMPRESSED_MATCH_SIGMA if compressed and not opt.raw_output else 0.0
         if opt.upscale < 1:
             parser.error(f"--upscale must be at least 1, got {opt.upscale}")
         if opt.min_face < 0:

@@ -48,6 +48,9 @@ def parse_args(argv=None):
                    help="Gaussian noise added to each shrunk photo, sigma in grey levels (0: none), drawn from --seed")
     p.add_argument("--jpeg_quality", type=jpeg_quality, default=None,
                    help="save each shrunk photo (after the noise) as JPEG at this quality (OpenCV) and read it back")
+    p.add_argument("--match_sigma", type=float, default=None,
+                   help="smoothing of the output's correction to its input, input px (0: full); default: "
+                        "test.py --real_world's choice per photo")
     p.add_argument("--force_large", action="store_true", help="super-resolve faces of every size (as test.py's flag)")
     args = p.parse_args(argv)
     try:
@@ -56,6 +59,8 @@ def parse_args(argv=None):
         p.error(f"--factors must be whole numbers separated by commas, got {args.factors!r}")
     if not os.path.isdir(args.faces):
         p.error(f"--faces {args.faces} is not a folder")
+    if args.match_sigma is not None and args.match_sigma < 0:
+        p.error(f"--match_sigma must be >= 0, got {args.match_sigma}")
     if min(args.factors) < 1 or args.count < 1 or args.cols < 1 or args.rows < 1:
         p.error("--factors, --count, --cols and --rows must be >= 1")
     return args

@@ -263,3 +263,45 @@ def test_flags_that_cannot_act_are_refused(argv, words, capsys):
         TestOptions().parse(argv + ["--test_path", TEST_IMAGES])
     err = capsys.readouterr().err
     assert words in err and err.count("error:") == 1, err
+
+
+def test_match_input_with_sigma_smooths_the_correction_first():
+    """--match_sigma: the input's miss is smoothed by a Gaussian (SciPy's, reflected borders) before the
+    bicubic x8; it still takes away a smooth colour error, but no longer puts back an input's fine noise."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(7)
+    hr = released_hr(os.path.join(TEST_IMAGES, STEMS[1] + ".jpg"))
+    clean = block_means(hr)
+    noise = rng.normal(0, 8, clean.shape)
+    lr = np.clip(clean + noise, 0, 255).astype(np.float32)   # a noisy input
+    sr = hr.astype(np.float32) + np.float32([12, -5, 4])         # a denoised output with a colour cast
+    miss = lr - cv2.resize(sr, (16, 16), interpolation=cv2.INTER_AREA)
+    smoothed = gaussian_filter(miss.astype(np.float64), (1.5, 1.5, 0), mode="reflect", truncate=4.0)
+    expected = sr + cv2.resize(smoothed.astype(np.float32), (128, 128), interpolation=cv2.INTER_CUBIC)
+    got = match_input(sr, lr, 1.5)
+    np.testing.assert_allclose(got, expected, atol=0.01)
+    full = match_input(sr, lr)
+    for out in (got, full):   # the cast is gone either way
+        assert np.abs((block_means(out) - lr).mean(axis=(0, 1))).max() < 0.5
+    # the full step makes the output's means the noisy input's; the smoothed one keeps most noise out
+    back_full, back_smooth = ((block_means(out) - lr).std() for out in (full, got))
+    put_back = [np.corrcoef((block_means(out) - clean).ravel(), noise.ravel())[0, 1] for out in (full, got)]
+    assert back_smooth > 2.5 * back_full, (back_full, back_smooth)
+    assert put_back[0] > 0.95 and put_back[1] < 0.5, put_back
+
+
+def test_match_sigma_defaults_to_smoothing_only_for_inputs_made_compressed_or_noisy():
+    from data.constants import COMPRESSED_MATCH_SIGMA
+
+    base = ["--gpu_ids", "-1", "--test_path", TEST_IMAGES]
+    expect = {(): 0.0, ("--degradation", "area"): 0.0, ("--blur_sigma", "1"): 0.0,
+              ("--jpeg_quality", "60"): COMPRESSED_MATCH_SIGMA, ("--degradation", "jpeg"): COMPRESSED_MATCH_SIGMA,
+              ("--noise_sigma", "3"): COMPRESSED_MATCH_SIGMA, ("--jpeg_quality", "60", "--raw_output"): 0.0,
+              ("--jpeg_quality", "60", "--match_sigma", "0"): 0.0, ("--match_sigma", "0.7"): 0.7,
+              ("--real_world",): None}   # None: chosen per photo (faces.jpeg)
+    for extra, sigma in expect.items():
+        assert TestOptions().parse(base + list(extra)).match_sigma == sigma, extra
+    for bad in (["--match_sigma", "-1"], ["--match_sigma", "1", "--raw_output"]):
+        with pytest.raises(SystemExit):
+            TestOptions().parse(base + bad)

@@ -478,7 +478,7 @@ def test_real_world_bench_measures_the_degraded_photo_it_names(tmp_path, monkeyp
 
     def stub_path(small, predict, upscale, **_):
         given.append(small)
-        return SimpleNamespace(seconds={"detect": 0.0}, matrices=[], faces=[],
+        return SimpleNamespace(seconds={"detect": 0.0}, matrices=[], faces=[], match_sigma=0.0,
                                composed=cv2.resize(small, (small.shape[1] * upscale, small.shape[0] * upscale),
                                                    interpolation=cv2.INTER_CUBIC))
 
