@@ -2,6 +2,7 @@
 (never the product's own helpers), so a test compares the product with something else."""
 import cv2
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 
 def read_rgb(path):
@@ -23,9 +24,13 @@ def block_means(image, factor=8):
     return np.asarray(image, np.float64).reshape(h // factor, factor, w // factor, factor, c).mean(axis=(1, 3))
 
 
-def consistent_with_input(sr, lr):
+def consistent_with_input(sr, lr, sigma=0.0):
     """uint8 output of one back-projection step: the generator's float output plus the bicubic
-    upscaling of what its 8x8 block means miss of the LR input (test.py's default output)."""
-    residual = (np.asarray(lr, np.float64) - block_means(sr)).astype(np.float32)
+    upscaling of what its 8x8 block means miss of the LR input (test.py's default output), that miss
+    first smoothed by SciPy's Gaussian of `sigma` LR px (reflected borders) when `sigma` > 0."""
+    residual = np.asarray(lr, np.float64) - block_means(sr)
+    if sigma:
+        residual = gaussian_filter(residual, (sigma, sigma, 0), mode="reflect", truncate=4.0)
+    residual = residual.astype(np.float32)
     corrected = np.asarray(sr, np.float32) + cv2.resize(residual, sr.shape[1::-1], interpolation=cv2.INTER_CUBIC)
     return np.clip(np.round(corrected), 0, 255).astype(np.uint8)
