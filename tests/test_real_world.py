@@ -365,15 +365,16 @@ def test_vote_keeps_a_face_only_where_enough_onet_boxes_agree():
     assert detect.vote(np.empty((0, 16))).shape == (0, 16)
 
 
-def test_small_boxes_are_accepted_on_looser_scores_unless_beside_a_strict_face():
-    """`accept` on made-up O-Net rows, each a face of DETECT_VOTES boxes with the R-Net score given:
+def test_small_boxes_are_accepted_on_looser_scores_unless_beside_a_strict_face_or_the_edge():
+    """`accept` on made-up O-Net rows, each a face of SMALL_FACE_VOTES boxes with the R-Net score given:
     a small box (side under `small_box`) passes on the SMALL_* thresholds, the same box and scores
     at `small_box` px do not, nor do boxes short of a vote or of the small R-Net threshold; a small
-    face touching a strict face's box grown NEIGHBOUR_GROW times is dropped (in its image only), and
-    a strict small face is reported once."""
-    small_box = 30.0
+    face touching a strict face's box grown NEIGHBOUR_GROW times is dropped (in its image only), so
+    is one closer than `edge_margin` to its image's edge, and a strict small face is reported once."""
+    small_box, edge_margin = 30.0, 5.0
+    shapes = [(400, 600), (400, 600)]            # (height, width) of images 0 and 1
 
-    def face(image, x, y, side, onet, rnet, votes=detect.DETECT_VOTES):
+    def face(image, x, y, side, onet, rnet, votes=detect.SMALL_FACE_VOTES):
         return [([image, x + k * 0.25, y, x + k * 0.25 + side, y + side, onet + 0.001 * k] + [0.0] * 10, rnet)
                 for k in range(votes)]
 
@@ -383,26 +384,30 @@ def test_small_boxes_are_accepted_on_looser_scores_unless_beside_a_strict_face()
     big = 40.0                                   # strict face at x 300-340: grown, it reaches x 290-350
     reach = (detect.NEIGHBOUR_GROW - 1) * big / 2
     groups = {
-        "small": face(0, 0, 0, 20, loose, loose_r),
-        "at the size": face(0, 100, 0, small_box, loose, loose_r),
-        "a vote short": face(0, 200, 0, 20, loose, loose_r, votes=detect.DETECT_VOTES - 1),
-        "low R-Net": face(0, 0, 100, 20, loose, detect.SMALL_RNET_THRESHOLD - 0.05),
-        "strict": face(0, 300, 0, big, strict, strict_r),
-        "beside it": face(0, 300 - reach - 20 + 1, 0, 20, loose, loose_r),
-        "clear of it": face(0, 300 + big + reach + 1, 0, 20, loose, loose_r),
-        "other image": face(1, 300 - reach - 20 + 1, 0, 20, loose, loose_r),
+        "small": face(0, 10, 10, 20, loose, loose_r),
+        "at the size": face(0, 100, 10, small_box, loose, loose_r),
+        "a vote short": face(0, 200, 10, 20, loose, loose_r, votes=detect.SMALL_FACE_VOTES - 1),
+        "low R-Net": face(0, 10, 100, 20, loose, detect.SMALL_RNET_THRESHOLD - 0.05),
+        "strict": face(0, 300, 10, big, strict, strict_r),
+        "beside it": face(0, 300 - reach - 20 + 1, 10, 20, loose, loose_r),
+        "clear of it": face(0, 300 + big + reach + 1, 10, 20, loose, loose_r),
+        "other image": face(1, 300 - reach - 20 + 1, 10, 20, loose, loose_r),
         "strict small": face(0, 200, 100, 20, strict, strict_r),
+        "top edge": face(0, 100, edge_margin - 1, 20, loose, loose_r),
+        "right edge": face(1, 600 - edge_margin - 20, 200, 20, loose, loose_r),
+        "bottom edge": face(1, 100, 400 - edge_margin - 20 + 1, 20, loose, loose_r),
+        "just inside": face(1, 200, 400 - edge_margin - 20, 20, loose, loose_r),
     }
     rows = np.array([r for g in groups.values() for r, _ in g], np.float64)
     rnet = np.array([s for g in groups.values() for _, s in g])
-    kept = detect.accept(rows, rnet, small_box)
+    kept = detect.accept(rows, rnet, small_box, edge_margin, shapes)
     assert kept.shape[1] == 16
     names = sorted(name for x, y, image in kept[:, [1, 2, 0]] for name, g in groups.items()
                    if g[-1][0][:3] == [image, x, y])
-    assert names == sorted(["small", "strict", "clear of it", "other image", "strict small"]), names
+    assert names == sorted(["small", "strict", "clear of it", "other image", "strict small", "just inside"]), names
     # without the small-box rule, only the strict faces
-    assert len(detect.accept(rows, rnet, 0.0)) == 2
-    assert detect.accept(np.empty((0, 16)), np.empty(0), small_box).shape == (0, 16)
+    assert len(detect.accept(rows, rnet, 0.0, edge_margin, shapes)) == 2
+    assert detect.accept(np.empty((0, 16)), np.empty(0), small_box, edge_margin, shapes).shape == (0, 16)
 
 
 def test_compressed_group_photo_with_faces_of_11_and_12_px_boxes(detector):
