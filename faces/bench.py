@@ -110,7 +110,7 @@ def input_label(args):
 
 def measure(args, predict, photos, factor):
     gains, ceiling, colour_sr, colour_bic, photo_gains = [], [], [], [], []
-    found = resolved = 0
+    found = resolved = false = 0
     detect_seconds = 0.0
     options = {"max_frame": math.inf} if args.force_large else {}
     options["match_sigma"] = args.match_sigma
@@ -130,6 +130,8 @@ def measure(args, predict, photos, factor):
         photo_gains.append(region_psnr(result.composed, original, np.ones((h, w), bool))
                            - region_psnr(bicubic, original, np.ones((h, w), bool)))
         detected = [(frame_centre(m), face) for m, face in zip(result.matrices, result.faces)]
+        false += sum(all(np.linalg.norm(centre - frame_centre(t)) >= align.frame_side(t) / 4 for t in truths)
+                     for centre, _ in detected)
         for truth in truths:
             region = paste.paste(np.zeros((h, w, 3), np.uint8), np.zeros((8, 8, 3), np.uint8),
                               np.eye(2, 3), truth, factor) >= 0.5
@@ -146,7 +148,7 @@ def measure(args, predict, photos, factor):
             colour_bic.append(np.abs(bicubic[region].mean(0) - truth_colour).mean())
     n = len(gains)
     gains, ceiling = np.array(gains), np.array(ceiling)
-    return {"factor": factor, "frame": 178 / factor, "faces": n, "found": 100 * found / n,
+    return {"factor": factor, "frame": 178 / factor, "faces": n, "found": 100 * found / n, "false": false,
             "resolved": 100 * resolved / n, "gain": gains.mean(), "worst": gains.min(),
             "improved": 100 * (gains > 0.05).mean(), "ceiling": ceiling.mean(),
             "ceiling_improved": 100 * (ceiling > 0.05).mean(), "colour": np.mean(colour_sr),
@@ -155,7 +157,7 @@ def measure(args, predict, photos, factor):
 
 
 COLUMNS = (("factor", "shrink", "{:d}x"), ("frame", "frame px", "{:.1f}"), ("faces", "faces", "{:d}"),
-           ("found", "found", "{:.0f}%"), ("resolved", "super-resolved", "{:.0f}%"),
+           ("found", "found", "{:.1f}%"), ("false", "false faces", "{:d}"), ("resolved", "super-resolved", "{:.0f}%"),
            ("gain", "gain mean", "{:+.2f} dB"), ("worst", "gain worst", "{:+.2f} dB"),
            ("improved", "improved", "{:.0f}%"), ("ceiling", "ceiling mean", "{:+.2f} dB"),
            ("ceiling_improved", "ceiling improved", "{:.0f}%"), ("colour", "colour off", "{:.2f}"),

@@ -43,6 +43,18 @@ PYRAMID_FACTOR = 0.709
 FACE_OVERLAP = 0.7   # intersection / smaller box above which two O-Net boxes are one face (mtcnn's own)
 VOTE_IOU = 0.5
 DETECT_VOTES = 4
+# Boxes under SMALL_FACE_BOX photo px (faces of ~16 px frames, JPEG blocks as big as their eyes) score
+# lower in R- and O-Net, so they are accepted on SMALL_RNET/ONET_THRESHOLD with SMALL_FACE_VOTES
+# boxes (more than DETECT_VOTES, against the non-faces the looser scores let through); such a face is
+# dropped where it touches a strictly accepted face's box grown NEIGHBOUR_GROW times about its centre,
+# where the looser scores mostly found hair and parts of that face, and where its box comes within
+# EDGE_MARGIN photo px of the photo's edge, where they found cut-off hair and shoulders
+# (docs/evaluation.md, "Detection on compressed photos").
+SMALL_FACE_BOX = 12
+SMALL_RNET_THRESHOLD, SMALL_ONET_THRESHOLD = 0.5, 0.5
+SMALL_FACE_VOTES = 5
+NEIGHBOUR_GROW = 1.5
+EDGE_MARGIN = 1.5
 # Without NMS, thousands of proposals can reach R-Net: they go through in batches so memory stays bounded.
 CASCADE_BATCH = 1024
 
@@ -70,7 +82,10 @@ class VotedCascade(StageBase):
         super().__init__(stage_name="voted cascade", stage_id=1)
         self.pnet, self.rnet, self.onet = StagePNet().model, StageRNet().model, StageONet().model
 
-    def __call__(self, images_normalized, images_oshapes, min_face_size=DETECTOR_WINDOW, **_):
+    def __call__(self, images_normalized, images_oshapes, min_face_size=DETECTOR_WINDOW,
+                 small_box=SMALL_FACE_BOX, edge_margin=EDGE_MARGIN, **_):
+        """`small_box`, `edge_margin`: SMALL_FACE_BOX, EDGE_MARGIN in the pixels of the image given
+        (times its enlargement)."""
         batch = images_normalized.shape[0]
         pyramids = [build_scale_pyramid(shape[1], shape[0], min_face_size=min_face_size, scale_factor=PYRAMID_FACTOR)
                     for shape in images_oshapes]
@@ -83,13 +98,14 @@ class VotedCascade(StageBase):
         if len(boxes):
             offsets, scores = self._run(self.rnet, images_normalized, boxes, 24)
             boxes = adjust_bboxes(replace_confidence(boxes, scores), offsets)
-            boxes = resize_to_square(pick_matches(boxes, score_threshold=RNET_THRESHOLD))
+            boxes = resize_to_square(pick_matches(boxes, score_threshold=min(RNET_THRESHOLD, SMALL_RNET_THRESHOLD)))
         if not len(boxes):
             return np.empty((0, 16))
+        rnet_scores = boxes[:, 5].copy()
         offsets, landmarks, scores = self._run(self.onet, images_normalized, boxes, 48)
         landmarks = adjust_landmarks(landmarks, boxes)
         boxes = np.concatenate([adjust_bboxes(replace_confidence(boxes, scores), offsets), landmarks], axis=-1)
-        return vote(pick_matches(boxes, scores_column=5, score_threshold=ONET_THRESHOLD))
+        return accept(boxes, rnet_scores, small_box, edge_margin, np.asarray(images_oshapes)[:, :2])
 
     @staticmethod
     def _run(net, images, boxes, side):
@@ -98,8 +114,8 @@ class VotedCascade(StageBase):
         return [tf.concat([p[k] for p in parts], axis=0) for k in range(len(parts[0]))]
 
 
-def vote(rows):
-    """Greedy NMS of O-Net rows (best first), keeping a face only where >= DETECT_VOTES rows overlap it."""
+def vote(rows, votes=DETECT_VOTES):
+    """Greedy NMS of O-Net rows (best first), keeping a face only where >= `votes` rows overlap it."""
     order = np.argsort(-rows[:, 5], kind="stable")
     box = rows[:, 1:5]
     area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
@@ -110,11 +126,31 @@ def vote(rows):
         h = np.clip(np.minimum(box[best, 3], box[rest, 3]) - np.maximum(box[best, 1], box[rest, 1]), 0, None)
         inter = w * h
         same = (inter > FACE_OVERLAP * np.minimum(area[best], area[rest])) & (rows[rest, 0] == rows[best, 0])
-        votes = 1 + np.count_nonzero(inter[same] > VOTE_IOU * (area[best] + area[rest][same] - inter[same]))
-        if votes >= DETECT_VOTES:
+        agree = 1 + np.count_nonzero(inter[same] > VOTE_IOU * (area[best] + area[rest][same] - inter[same]))
+        if agree >= votes:
             kept.append(best)
         order = rest[~same]
     return rows[kept].reshape(-1, rows.shape[1])
+
+
+def accept(rows, rnet_scores, small_box, edge_margin, shapes):
+    """The faces among O-Net rows (their R-Net scores alongside; `shapes`: (height, width) of each
+    image): those `vote` keeps among rows past R/ONET_THRESHOLD, then those it keeps with
+    SMALL_FACE_VOTES among rows under `small_box` px (longer side) past SMALL_RNET/ONET_THRESHOLD
+    that touch none of the first grown NEIGHBOUR_GROW times and lie `edge_margin` px inside their image."""
+    rnet_scores, onet_scores = np.asarray(rnet_scores), rows[:, 5]
+    faces = vote(rows[(rnet_scores > RNET_THRESHOLD) & (onet_scores > ONET_THRESHOLD)])
+    side = np.maximum(rows[:, 3] - rows[:, 1], rows[:, 4] - rows[:, 2])
+    small = vote(rows[(side < small_box) & (rnet_scores > SMALL_RNET_THRESHOLD)
+                      & (onet_scores > SMALL_ONET_THRESHOLD)], SMALL_FACE_VOTES)
+    centre = (faces[:, 1:3] + faces[:, 3:5]) / 2
+    reach = NEIGHBOUR_GROW * np.maximum(faces[:, 3] - faces[:, 1], faces[:, 4] - faces[:, 2]) / 2
+    lo, hi = centre - reach[:, None], centre + reach[:, None]
+    touches = ((small[:, None, 1:3] < hi[None]) & (small[:, None, 3:5] > lo[None])).all(-1) \
+        & (small[:, None, 0] == faces[None, :, 0])
+    size = np.asarray(shapes, np.float64).reshape(-1, 2)[small[:, 0].astype(int)][:, ::-1]   # (width, height)
+    inside = (small[:, 1:3] >= edge_margin).all(1) & (small[:, 3:5] <= size - edge_margin).all(1)
+    return np.concatenate([faces, small[~touches.any(1) & inside]])
 
 
 _DETECTOR = None
@@ -150,7 +186,8 @@ def detect_faces(photo, detector=None, upscale=None):
     image = photo if upscale == 1 else cv2.resize(photo, (w * upscale, h * upscale),
                                                   interpolation=cv2.INTER_CUBIC)
     rows = detector.detect_faces(image, output_type="numpy", box_format="xyxy",
-                                 min_face_size=DETECTOR_WINDOW)
+                                 min_face_size=DETECTOR_WINDOW, small_box=SMALL_FACE_BOX * upscale,
+                                 edge_margin=EDGE_MARGIN * upscale)
     rows = np.asarray(rows, np.float64).reshape(-1, 16)
 
     def back(v):  # enlarged copy -> photo (see module doc)

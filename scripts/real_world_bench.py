@@ -14,7 +14,8 @@ degraded photo. The header names the input. Per factor it prints:
 * frame: the side of a face's training frame in the shrunk photo (178 / f px);
 * found: faces detected (a detection matches a true face when its frame
   centre is within a quarter frame of the truth's), super-resolved: faces
-  the policy sent through the model;
+  the policy sent through the model; false faces: detections that match no
+  true face (all photos together);
 * gain: PSNR over the face region (the pasting mask `face_mask` placed by the
   TRUE frame, weight >= 0.5) of the output minus that of the bicubic
   upscaling of the same shrunk photo, both against the original: mean,

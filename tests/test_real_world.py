@@ -18,6 +18,7 @@ import pytest
 
 from conftest import ROOT
 from data.constants import FRAME
+from data.degradation import jpeg_roundtrip
 from data.images import read_image
 from faces import align, detect, paste, photo as ph, sizes
 from visualizer import write_photo_outputs
@@ -364,6 +365,71 @@ def test_vote_keeps_a_face_only_where_enough_onet_boxes_agree():
     assert detect.vote(np.empty((0, 16))).shape == (0, 16)
 
 
+def test_small_boxes_are_accepted_on_looser_scores_unless_beside_a_strict_face_or_the_edge():
+    """`accept` on made-up O-Net rows, each a face of SMALL_FACE_VOTES boxes with the R-Net score given:
+    a small box (side under `small_box`) passes on the SMALL_* thresholds, the same box and scores
+    at `small_box` px do not, nor do boxes short of a vote or of the small R-Net threshold; a small
+    face touching a strict face's box grown NEIGHBOUR_GROW times is dropped (in its image only), so
+    is one closer than `edge_margin` to its image's edge, and a strict small face is reported once."""
+    small_box, edge_margin = 30.0, 5.0
+    shapes = [(400, 600), (400, 600)]            # (height, width) of images 0 and 1
+
+    def face(image, x, y, side, onet, rnet, votes=detect.SMALL_FACE_VOTES):
+        return [([image, x + k * 0.25, y, x + k * 0.25 + side, y + side, onet + 0.001 * k] + [0.0] * 10, rnet)
+                for k in range(votes)]
+
+    loose = (detect.SMALL_ONET_THRESHOLD + detect.ONET_THRESHOLD) / 2
+    loose_r = (detect.SMALL_RNET_THRESHOLD + detect.RNET_THRESHOLD) / 2
+    strict, strict_r = (detect.ONET_THRESHOLD + 1) / 2, (detect.RNET_THRESHOLD + 1) / 2
+    big = 40.0                                   # strict face at x 300-340: grown, it reaches x 290-350
+    reach = (detect.NEIGHBOUR_GROW - 1) * big / 2
+    groups = {
+        "small": face(0, 10, 10, 20, loose, loose_r),
+        "at the size": face(0, 100, 10, small_box, loose, loose_r),
+        "a vote short": face(0, 200, 10, 20, loose, loose_r, votes=detect.SMALL_FACE_VOTES - 1),
+        "low R-Net": face(0, 10, 100, 20, loose, detect.SMALL_RNET_THRESHOLD - 0.05),
+        "strict": face(0, 300, 10, big, strict, strict_r),
+        "beside it": face(0, 300 - reach - 20 + 1, 10, 20, loose, loose_r),
+        "clear of it": face(0, 300 + big + reach + 1, 10, 20, loose, loose_r),
+        "other image": face(1, 300 - reach - 20 + 1, 10, 20, loose, loose_r),
+        "strict small": face(0, 200, 100, 20, strict, strict_r),
+        "top edge": face(0, 100, edge_margin - 1, 20, loose, loose_r),
+        "right edge": face(1, 600 - edge_margin - 20, 200, 20, loose, loose_r),
+        "bottom edge": face(1, 100, 400 - edge_margin - 20 + 1, 20, loose, loose_r),
+        "just inside": face(1, 200, 400 - edge_margin - 20, 20, loose, loose_r),
+    }
+    rows = np.array([r for g in groups.values() for r, _ in g], np.float64)
+    rnet = np.array([s for g in groups.values() for _, s in g])
+    kept = detect.accept(rows, rnet, small_box, edge_margin, shapes)
+    assert kept.shape[1] == 16
+    names = sorted(name for x, y, image in kept[:, [1, 2, 0]] for name, g in groups.items()
+                   if g[-1][0][:3] == [image, x, y])
+    assert names == sorted(["small", "strict", "clear of it", "other image", "strict small", "just inside"]), names
+    # without the small-box rule, only the strict faces
+    assert len(detect.accept(rows, rnet, 0.0, edge_margin, shapes)) == 2
+    assert detect.accept(np.empty((0, 16)), np.empty(0), small_box, edge_margin, shapes).shape == (0, 16)
+
+
+def test_compressed_group_photo_with_faces_of_11_and_12_px_boxes(detector):
+    """The 8 sample faces tiled as a group photo, shrunk 11x (JPEG 75) and 12x (JPEG 60) with
+    INTER_AREA: 7 of 8 found in each, nothing else (on R/ONET_THRESHOLD alone, 6 and 5)."""
+    tiles = [read_image(SAMPLES[n]) for n in NAMES]
+    group = np.concatenate([np.concatenate(tiles[:4], 1), np.concatenate(tiles[4:], 1)], 0)
+    for factor, quality in ((11, 75), (12, 60)):
+        h, w = (group.shape[0] // factor) * factor, (group.shape[1] // factor) * factor
+        small = jpeg_roundtrip(cv2.resize(group[:h, :w], (w // factor, h // factor), interpolation=cv2.INTER_AREA),
+                               quality)
+        tiles_at = np.array([((c * 178 + 89) / factor - 0.5, (r * 218 + 109) / factor - 0.5)
+                             for r in range(2) for c in range(4)])
+        found = set()
+        for face in detect.detect_faces(small, detector):
+            centre = align.invert(align.frame_matrix(face.landmarks)) @ [(FRAME - 1) / 2, (FRAME - 1) / 2, 1]
+            distance = np.linalg.norm(tiles_at - centre, axis=1)
+            assert distance.min() < 178 / factor / 4, (factor, centre)   # no false face
+            found.add(int(distance.argmin()))
+        assert len(found) >= 7, (factor, quality, sorted(found))
+
+
 def test_detection_on_a_copy_smaller_than_the_pnet_window_finds_nothing(detector):
     """A photo searched at its own size (as a huge, thin one is) that is under 12 px across: no faces."""
     assert detect.detect_faces(np.full((8, 8, 3), 128, np.uint8), detector, upscale=1) == []
@@ -519,6 +585,43 @@ def test_real_world_bench_measures_the_degraded_photo_it_names(tmp_path, monkeyp
         np.testing.assert_array_equal(got, cv2.imdecode(cv2.imencode(".jpg", noised[..., ::-1],
                                                                      [cv2.IMWRITE_JPEG_QUALITY, 40])[1],
                                                         cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def test_real_world_bench_counts_found_and_false_faces(tmp_path, monkeypatch, capsys):
+    """A stubbed path reports, in each photo of two faces, the first face's true frame, a frame just
+    inside a quarter frame of it, and one just outside a quarter frame of the second: half the faces
+    found, one false face per photo."""
+    from types import SimpleNamespace
+
+    from faces import bench
+    from scripts.real_world_bench import main
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in NAMES[:4]:
+        cv2.imwrite(str(folder / (os.path.splitext(name)[0] + ".png")),
+                    cv2.resize(cv2.imread(SAMPLES[name]), (178, 218), interpolation=cv2.INTER_AREA))
+    factor = 6
+    quarter = align.frame_side(bench.true_matrix((0, 0), factor)) / 4
+
+    def moved(matrix, dx):   # the same frame dx photo px to the right
+        return np.concatenate([matrix[:, :2], (matrix[:, 2] - matrix[:, 0] * dx)[:, None]], axis=1)
+
+    def stub_path(small, predict, upscale, **_):
+        first, second = (bench.true_matrix(o, factor) for o in ((0, 0), (178, 0)))
+        matrices = [first, moved(first, quarter - 0.2), moved(second, quarter + 0.2)]
+        return SimpleNamespace(seconds={"detect": 0.0}, matrices=matrices,
+                               faces=[{"status": ph.SUPER_RESOLVED}] * 3,
+                               composed=cv2.resize(small, (small.shape[1] * upscale, small.shape[0] * upscale),
+                                                   interpolation=cv2.INTER_CUBIC))
+
+    monkeypatch.setattr(ph, "super_resolve_photo", stub_path)
+    monkeypatch.setattr(ph, "super_resolve_faces", lambda *a, **k: ([], [], []))
+    monkeypatch.setattr(bench, "load_inference", lambda path: SimpleNamespace(predict=None))
+    rows = main(["--faces", str(folder), "--factors", str(factor), "--count", "4", "--cols", "2", "--rows", "1"])
+    assert (rows[0]["faces"], rows[0]["found"], rows[0]["false"]) == (4, 50.0, 2)
+    out = capsys.readouterr().out
+    assert "| found | false faces |" in out and "| 50.0% | 2 |" in out
 
 
 @pytest.mark.parametrize("argv, words", [
