@@ -610,7 +610,7 @@ def test_real_world_bench_counts_found_and_false_faces(tmp_path, monkeypatch, ca
     def stub_path(small, predict, upscale, **_):
         first, second = (bench.true_matrix(o, factor) for o in ((0, 0), (178, 0)))
         matrices = [first, moved(first, quarter - 0.2), moved(second, quarter + 0.2)]
-        return SimpleNamespace(seconds={"detect": 0.0}, matrices=matrices,
+        return SimpleNamespace(seconds={"detect": 0.0}, matrices=matrices, match_sigma=0.0,
                                faces=[{"status": ph.SUPER_RESOLVED}] * 3,
                                composed=cv2.resize(small, (small.shape[1] * upscale, small.shape[0] * upscale),
                                                    interpolation=cv2.INTER_CUBIC))
