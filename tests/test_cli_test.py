@@ -39,10 +39,11 @@ def released_lr(hr):
     return hr
 
 
-def super_resolve(generator, lrs):
-    """What test.py writes by default: each output made consistent with its input."""
+def super_resolve(generator, lrs, sigma=0.0):
+    """What test.py writes by default: each output made consistent with its input (that correction
+    smoothed by `sigma` LR px, as test.py does for inputs it makes compressed or noisy)."""
     sr = generator(np.stack(lrs).astype(np.float32))[0].numpy()
-    return [consistent_with_input(s, lr) for s, lr in zip(sr, lrs)]
+    return [consistent_with_input(s, lr, sigma) for s, lr in zip(sr, lrs)]
 
 
 def assert_close_images(got, expected):

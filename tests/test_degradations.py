@@ -23,6 +23,7 @@ from test_cli_test import (  # noqa: F401
     super_resolve,
 )
 
+from data.constants import COMPRESSED_MATCH_SIGMA
 from data.degradation import DEGRADATIONS, InputDegradation, degrade_test, match_input
 from options.test_options import TestOptions
 from tests.references import block_means, consistent_with_input
@@ -185,7 +186,8 @@ def test_test_py_feeds_the_model_the_chosen_lr(kind, generator, tmp_path):  # no
         assert "| input: bilinear, JPEG 75 |" in result.stdout
         assert (summary["degradation"], summary["kernel"], summary["jpeg_quality"]) == ("jpeg", "bilinear", 75)
         lrs = [pillow_jpeg(released_lr(hr)) for hr in hrs]
-    expected = super_resolve(generator, lrs)
+    assert summary["match_sigma"] == COMPRESSED_MATCH_SIGMA   # both inputs are compressed
+    expected = super_resolve(generator, lrs, COMPRESSED_MATCH_SIGMA)
     for stem, hr, lr, sr in zip(stems, hrs, lrs, expected):
         assert_close_images(read_rgb(out / (stem + "_SR.png")), sr)
         bicubic = read_rgb(out / (stem + "_LR.png"))
@@ -292,8 +294,6 @@ def test_match_input_with_sigma_smooths_the_correction_first():
 
 
 def test_match_sigma_defaults_to_smoothing_only_for_inputs_made_compressed_or_noisy():
-    from data.constants import COMPRESSED_MATCH_SIGMA
-
     base = ["--gpu_ids", "-1", "--test_path", TEST_IMAGES]
     expect = {(): 0.0, ("--degradation", "area"): 0.0, ("--blur_sigma", "1"): 0.0,
               ("--jpeg_quality", "60"): COMPRESSED_MATCH_SIGMA, ("--degradation", "jpeg"): COMPRESSED_MATCH_SIGMA,

@@ -72,7 +72,7 @@ def test_photo_mode_writes_its_report_through_the_one_writer(tmp_path, monkeypat
     monkeypatch.setattr(photos.ph, "super_resolve_photo", nan_face_photo)
     monkeypatch.setattr(photos, "write_photo_outputs", lambda *args: None)
     opt = SimpleNamespace(test_path=str(tmp_path), upscale=2, min_face=0, force_large=False, raw_output=False,
-                          weight_path="w")
+                          match_sigma=None, weight_path="w")
     model = SimpleNamespace(predict=None, name="keras", precision="float32")
     image = tmp_path / "p.png"
     cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
