@@ -10,13 +10,12 @@ import subprocess
 import sys
 
 import cv2
-import h5py
 import numpy as np
 import pytest
 
 from conftest import ROOT
 from models import load_generator
-from tests.references import consistent_with_input, released_hr as hr_face
+from tests.references import check_float16_bundle, consistent_with_input, released_hr as hr_face
 
 BUNDLE = os.path.join(ROOT, "checkpoint", "CelebA")
 SAMPLES = os.path.join(ROOT, "datasets", "test")
@@ -31,15 +30,8 @@ GAIN_MARGIN_DB = 0.02
 
 
 def test_bundled_weights_are_the_full_generator_stored_as_float16():
-    arrays = []
-    with h5py.File(os.path.join(BUNDLE, "generator.weights.h5"), "r") as f:
-        f.visititems(lambda _, obj: arrays.append(obj) if isinstance(obj, h5py.Dataset) else None)
-        assert sum(a.size for a in arrays) == 11_912_582
-        assert {a.dtype for a in arrays} == {np.dtype("float16")}
-    generator = load_generator(BUNDLE)  # what test.py runs: float32 again
-    assert generator.count_params() == 11_912_582 and {w.dtype for w in generator.weights} == {"float32"}
-    for name in ("opt.txt", "opt.json", "loss_log.txt", "validation.csv", "validation.png", "loss_curves.png"):
-        assert os.path.getsize(os.path.join(BUNDLE, name)) > 0, name
+    check_float16_bundle(BUNDLE, ("opt.txt", "opt.json", "loss_log.txt", "validation.csv", "validation.png",
+                                  "loss_curves.png"))
 
 
 def psnr(a, b):

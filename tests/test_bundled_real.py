@@ -10,14 +10,13 @@ import subprocess
 import sys
 
 import cv2
-import h5py
 import numpy as np
 import pytest
 
 from conftest import ROOT
 from data.constants import BUNDLE_RECORDS, COMPRESSED_MATCH_SIGMA, REAL_BUNDLE
 from models import load_generator
-from tests.references import consistent_with_input, released_hr as hr_face
+from tests.references import check_float16_bundle, consistent_with_input, released_hr as hr_face
 
 BUNDLE = os.path.join(ROOT, REAL_BUNDLE)
 PAPER = os.path.join(ROOT, "checkpoint", "CelebA")
@@ -36,15 +35,7 @@ MARGIN_DB = 0.02
 
 
 def test_real_bundle_is_the_full_generator_stored_as_float16_with_its_records():
-    arrays = []
-    with h5py.File(os.path.join(BUNDLE, "generator.weights.h5"), "r") as f:
-        f.visititems(lambda _, obj: arrays.append(obj) if isinstance(obj, h5py.Dataset) else None)
-        assert sum(a.size for a in arrays) == 11_912_582
-        assert {a.dtype for a in arrays} == {np.dtype("float16")}
-    generator = load_generator(BUNDLE)
-    assert generator.count_params() == 11_912_582 and {w.dtype for w in generator.weights} == {"float32"}
-    for name in BUNDLE_RECORDS + ("README.md",):
-        assert os.path.getsize(os.path.join(BUNDLE, name)) > 0, name
+    check_float16_bundle(BUNDLE, BUNDLE_RECORDS + ("README.md",))
     with open(os.path.join(BUNDLE, "opt.json"), encoding="utf-8") as f:
         assert json.load(f)["degradation_recipe"] == "real"
 
