@@ -34,7 +34,7 @@ def run_photos(opt, files, model, out_dir, new_run, stems):
             continue
         write_photo_outputs(result, photo, out_dir, stems[path])
         tqdm.write(result.report(name))
-        reports[name] = {"faces": result.faces, "note": result.note,
+        reports[name] = {"faces": result.faces, "note": result.note, "match_sigma": result.match_sigma,
                          "seconds": {k: round(v, 3) for k, v in result.seconds.items()}}
         counts["photos"] += 1
         counts["faces"] += len(result.faces)

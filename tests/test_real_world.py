@@ -488,6 +488,9 @@ def test_test_py_real_world_cli(tmp_path):
     assert summary["weight_path"] == str(weights)  # --weight_path replaces the real-photo bundle
     assert summary["faces"] == len(SMALL) == summary["super_resolved"] and summary["photos_without_face"] == 1
     assert [f["status"] for f in summary["photos_report"]["group.png"]["faces"]] == [ph.SUPER_RESOLVED] * len(SMALL)
+    report = summary["photos_report"]["group.png"]   # a PNG never compressed: the full correction
+    assert report["match_sigma"] == 0 and summary["match_sigma"] is None
+    assert all(f["jpeg_quality"] is None for f in report["faces"])
     assert read_image(str(out / "group_SR.png")).shape == (photo.shape[0] * 3, photo.shape[1] * 3, 3)
     assert read_image(str(out / "empty wall_SR.png")).shape == (360, 270, 3)
     assert sorted(os.listdir(out / "group_faces")) == sorted(
