@@ -142,7 +142,7 @@ class TestOptions(BaseOptions):
             opt.workers = usable_cores()
         if opt.workers < 1:
             parser.error(f"--workers must be at least 1, got {opt.workers}")
-        if opt.match_sigma is not None and (opt.match_sigma < 0 or opt.raw_output):
+        if opt.match_sigma is not None and (not opt.match_sigma >= 0 or opt.raw_output):   # NaN too
             parser.error(f"--match_sigma smooths the correction (>= 0) that --raw_output leaves out, got "
                          f"{opt.match_sigma}" + (" with --raw_output" if opt.raw_output else ""))
         compressed = opt.jpeg_quality is not None or opt.noise_sigma > 0 or opt.degradation == "jpeg"

@@ -60,7 +60,7 @@ def parse_args(argv=None):
         p.error(f"--factors must be whole numbers separated by commas, got {args.factors!r}")
     if not os.path.isdir(args.faces):
         p.error(f"--faces {args.faces} is not a folder")
-    if args.match_sigma is not None and args.match_sigma < 0:
+    if args.match_sigma is not None and not args.match_sigma >= 0:   # NaN too
         p.error(f"--match_sigma must be >= 0, got {args.match_sigma}")
     if min(args.factors) < 1 or args.count < 1 or args.cols < 1 or args.rows < 1:
         p.error("--factors, --count, --cols and --rows must be >= 1")

@@ -302,6 +302,6 @@ def test_match_sigma_defaults_to_smoothing_only_for_inputs_made_compressed_or_no
               ("--real_world",): None}   # None: chosen per photo (faces.jpeg)
     for extra, sigma in expect.items():
         assert TestOptions().parse(base + list(extra)).match_sigma == sigma, extra
-    for bad in (["--match_sigma", "-1"], ["--match_sigma", "1", "--raw_output"]):
+    for bad in (["--match_sigma", "-1"], ["--match_sigma", "nan"], ["--match_sigma", "1", "--raw_output"]):
         with pytest.raises(SystemExit):
             TestOptions().parse(base + bad)
