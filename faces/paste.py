@@ -31,15 +31,15 @@ def face_mask(size=FRAME):
     return (weight * weight * (3 - 2 * weight)).astype(np.float32)   # smoothstep: no kink at the edges
 
 
-def paste(canvas, image, image_matrix, face_matrix, upscale):
+def paste(canvas, image, image_matrix, face_matrix, upscale, weight=1.0):
     """Blend a super-resolved `image` into `canvas` (the photo upscaled x`upscale`) over the face, in place.
 
     image_matrix: photo -> image pixels (from `input_crop`); face_matrix:
     photo -> 128 frame, which places `face_mask`. One warp (INTER_CUBIC) takes
     the image to the canvas, a pure whole-pixel shift when upscale is 8; where
     the image lands smaller than it is, it is low-passed first so it does not
-    alias. Pixels the mask does not reach keep the canvas exactly. Returns the
-    placed mask (float32 [H, W]).
+    alias. `weight` (0 to 1) scales the mask: a video face fading in or out. Pixels the mask does not
+    reach keep the canvas exactly. Returns the placed mask (float32 [H, W]).
     """
     image = np.asarray(image, np.float32)
     to_out = output_matrix(image_matrix, upscale)
@@ -57,7 +57,7 @@ def paste(canvas, image, image_matrix, face_matrix, upscale):
         return placed
     shift = np.array([[0, 0, x0], [0, 0, y0]], np.float64)
     m = cv2.warpAffine(face_mask(), mask_to_out - shift, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0) * np.float32(weight)
     warped = cv2.warpAffine(image, to_out - shift, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC,
                             borderMode=cv2.BORDER_REPLICATE)
     base = canvas[y0:y1, x0:x1]

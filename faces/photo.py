@@ -109,8 +109,9 @@ def _run_predict(predict, lr):
     return out
 
 
-def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_large=False, jpeg_quality=None):
-    if face.size < min_face:
+def status_of(size, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_large=False, jpeg_quality=None):
+    """The status of a face whose detected box's longer side is `size` px and whose frame spans `frame_px`."""
+    if size < min_face:
         return TOO_SMALL
     if jpeg_quality is not None and jpeg_quality < MIN_JPEG_QUALITY:
         return TOO_COMPRESSED
@@ -119,11 +120,9 @@ def status_of(face, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_larg
     return SUPER_RESOLVED
 
 
-def super_resolve_faces(photo, matrices, predict, raw_output=False, match_sigma=0.0):
-    """(inputs, outputs, image maps) for faces whose 128-frame maps are `matrices`: the generator's
-    input crops (uint8 [n, n, 3], `align.input_crop`), its outputs corrected by `match_input` with
-    `match_sigma` unless `raw_output` (uint8 [8n, 8n, 3]) and each output's photo -> output-pixel 2x3 map."""
-    inputs, maps = zip(*(align.input_crop(photo, m) for m in matrices)) if matrices else ((), ())
+def generate(inputs, predict, raw_output=False, match_sigma=0.0):
+    """The generator's outputs (uint8 [8n, 8n, 3]) for input crops (uint8 [n, n, 3], any mix of sizes,
+    e.g. faces of several video frames), corrected by `match_input` with `match_sigma` unless `raw_output`."""
     outputs = [None] * len(inputs)
     by_size = {}
     for k, crop in enumerate(inputs):
@@ -134,7 +133,15 @@ def super_resolve_faces(photo, matrices, predict, raw_output=False, match_sigma=
             ks = same_size[i:i + step]
             for k, sr in zip(ks, _run_predict(predict, np.stack([inputs[k] for k in ks]))):
                 outputs[k] = to_uint8(sr if raw_output else match_input(sr, inputs[k], match_sigma))
-    return list(inputs), outputs, list(maps)
+    return outputs
+
+
+def super_resolve_faces(photo, matrices, predict, raw_output=False, match_sigma=0.0):
+    """(inputs, outputs, image maps) for faces whose 128-frame maps are `matrices`: the generator's
+    input crops (uint8 [n, n, 3], `align.input_crop`), their outputs (`generate`) and each output's
+    photo -> output-pixel 2x3 map."""
+    inputs, maps = zip(*(align.input_crop(photo, m) for m in matrices)) if matrices else ((), ())
+    return list(inputs), generate(inputs, predict, raw_output, match_sigma), list(maps)
 
 
 def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_frame=MAX_FRAME,
@@ -177,7 +184,7 @@ def super_resolve_photo(photo, predict, upscale=SCALE, min_face=MIN_FACE, max_fr
     for k, face in enumerate(found):
         matrix = align.frame_matrix(face.landmarks)
         frame_px = align.frame_side(matrix)
-        status = status_of(face, frame_px, min_face, max_frame, force_large, result.jpeg_quality)
+        status = status_of(face.size, frame_px, min_face, max_frame, force_large, result.jpeg_quality)
         result.matrices.append(matrix)
         result.faces.append({"box": [round(float(v), 1) for v in face.box], "frame_px": round(frame_px, 1),
                              "confidence": round(face.confidence, 4), "status": status,
