@@ -8,11 +8,14 @@ from scipy.ndimage import gaussian_filter1d
 from faces.detect import Face
 from video.tracks import (
     FADE_SECONDS,
+    LINK_IOU,
     MAX_GAP_SECONDS,
     SMOOTH_SECONDS,
     Track,
     at_frame,
+    box_iou,
     build_tracks,
+    link,
 )
 
 # 5 landmarks (eyes, nose, mouth corners) about a face's box centre, in units of the box's side
@@ -97,9 +100,9 @@ def test_every_third_frame_searched_is_interpolated_linearly_between_detections(
     missed_b = 15
     detections = {}
     for f in searched:
-        faces = [make_face((50.0 + 2 * f, 60.0), rng=rng, noise=1.0)]
+        faces = [make_face((50.0 + 2 * f, 60.0), rng=rng, noise=1.0, confidence=rng.uniform(0.8, 1))]
         if f >= 6 and f != missed_b:   # face B is first found at frame 6, missed at frame 15
-            faces.append(make_face((250.0, 80.0 + f), rng=rng, noise=1.0))
+            faces.append(make_face((250.0, 80.0 + f), rng=rng, noise=1.0, confidence=rng.uniform(0.8, 1)))
         detections[f] = faces
     tracks = build_tracks(detections, n_frames, fps, smooth=0)
     assert len(tracks) == 2
@@ -116,7 +119,7 @@ def test_every_third_frame_searched_is_interpolated_linearly_between_detections(
                 np.testing.assert_array_equal(track.landmarks[:, p, c], np.interp(track.frames, found, raw[:, p, c]))
         for c in range(4):
             np.testing.assert_array_equal(track.boxes[:, c], np.interp(track.frames, found, boxes[:, c]))
-        assert track.confidence == pytest.approx(0.99)
+        assert track.confidence == pytest.approx(np.mean([detections[f][k].confidence for f in found]))
     assert not track_b.detected[missed_b - 6]
 
 
@@ -254,6 +257,30 @@ def test_two_faces_moving_fast_in_parallel_keep_their_identities_across_missed_s
         assert np.abs(track.landmarks.mean(axis=1) - path).max() < 2.0
 
 
-def test_detections_outside_the_clip_are_refused():
+def test_box_iou_matches_counted_pixels():
+    rng = np.random.default_rng(6)
+    corners = rng.integers(0, 30, (6, 2, 2))
+    boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1) + 1], axis=1).astype(np.float64)
+    y, x = np.mgrid[0:32, 0:32]
+    masks = [(x >= b[0]) & (x < b[2]) & (y >= b[1]) & (y < b[3]) for b in boxes]
+    counted = np.array([[(m & n).sum() / (m | n).sum() for n in masks[3:]] for m in masks[:3]])
+    np.testing.assert_allclose(box_iou(boxes[:3], boxes[3:]), counted, atol=1e-12)
+
+
+@pytest.mark.parametrize("overlap, n_tracks", [(LINK_IOU + 0.05, 1), (LINK_IOU - 0.05, 2)])
+def test_a_face_joins_a_track_only_where_its_box_overlaps_by_link_iou(overlap, n_tracks):
+    # a still face lost for a few frames, then a face beside it, its box shifted to overlap by `overlap`
+    side = 40.0
+    shift = side * (1 - overlap) / (1 + overlap)
+    detections = {f: [] if 10 <= f < 14 else [make_face((100.0 + shift * (f >= 14), 100.0), side)]
+                  for f in range(30)}
+    chains = link(detections, 25.0)
+    assert box_iou(detections[9][0].box, detections[14][0].box)[0, 0] == pytest.approx(overlap)
+    assert [len(chain) for chain in chains] == ([26] if n_tracks == 1 else [10, 16])
+
+
+def test_detections_outside_the_clip_and_a_rate_of_zero_are_refused():
     with pytest.raises(ValueError, match="outside the clip"):
         build_tracks({0: [make_face((50.0, 50.0))], 10: []}, 10, 25.0)
+    with pytest.raises(ValueError, match="fps"):
+        link({0: [make_face((50.0, 50.0))]}, 0)
