@@ -194,7 +194,7 @@ def test_a_fade_is_a_smoothstep_and_a_face_leaving_fades_out_as_one_entering_fad
     rise = entering.weight[:fade_frames]
     np.testing.assert_allclose(rise + rise[::-1], 1.0, atol=1e-6)   # an S about its middle
     steps = np.diff(rise)
-    assert steps[0] < steps[len(steps) // 2] and steps[-1] < steps[len(steps) // 2]   # eases in and out
+    assert max(steps[0], steps[-1]) < 0.75 * steps[len(steps) // 2]   # eases in and out, unlike a straight ramp
     np.testing.assert_array_equal(leaving.weight[-fade_frames:], rise[::-1])
     assert (leaving.weight[:-fade_frames] == 1).all()
 
