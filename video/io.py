@@ -149,26 +149,27 @@ class VideoReader:
         self.close()
 
 
-def _packet_time(packet):
-    """Seconds at which `packet` plays, or -inf when it carries no timestamp (muxed at once)."""
-    timestamp = packet.pts if packet.pts is not None else packet.dts
-    return -math.inf if timestamp is None or packet.time_base is None else float(timestamp * packet.time_base)
+def _play_time(item):
+    """Seconds at which a packet or frame plays, or -inf when it carries no timestamp (muxed at once)."""
+    timestamp = item.pts if item.pts is not None else getattr(item, "dts", None)
+    return -math.inf if timestamp is None or item.time_base is None else float(timestamp * item.time_base)
 
 
 class _AudioTrack:
     """The first audio track of a video file, fed to an output container as the video advances.
 
-    Its packets are read one ahead from a demuxer kept open on the file: each call to `mux_until`
-    muxes those that play before a time, so memory does not grow with the clip. They are copied as
-    they are when the output container takes the codec (AUDIO_COPY), else decoded and encoded to AAC.
-    A read or decode error ends the track there, with a warning.
+    Packets are copied as they are when the output container takes their codec (AUDIO_COPY), else
+    decoded and encoded to AAC. They are read, one ahead, from a demuxer kept open on the file: each
+    `mux_until` muxes those that play before a time, so memory does not grow with the clip. An error
+    reading or decoding the file ends the track there, with a RuntimeWarning; errors writing the output
+    are raised.
     """
 
     def __init__(self, path, container, output, extension):
         self.path = path
         self._input = container
         self._output = output
-        source = self._input.streams.audio[0]
+        source = container.streams.audio[0]
         codec = source.codec_context.name
         copy = codec in AUDIO_COPY[extension] if extension in AUDIO_COPY else True
         self._encoder = None
@@ -178,12 +179,15 @@ class _AudioTrack:
             except ValueError:  # the muxer does not take this codec
                 copy = False
         if not copy:
+            # the input's rate if AAC has it, else the next above (no frequency lost), else AAC's highest
             rates = av.Codec("aac", "w").audio_rates
-            rate = source.sample_rate if source.sample_rate in rates else max(rates)
+            rate = min((r for r in rates if r >= source.sample_rate), default=max(rates))
             self._stream = self._encoder = output.add_stream("aac", rate=rate)
-            self._encoder.layout = source.layout
+            # FFmpeg's standard layout for that many channels ("<n>c"): an input may leave their order
+            # unnamed, which the AAC encoder refuses
+            self._encoder.layout = f"{source.layout.nb_channels}c"
             self._encoder.bit_rate = AAC_BIT_RATE
-        self._packets = self._input.demux(source)
+        self._items = self._read(source)
         self._next = None
 
     @classmethod
@@ -199,42 +203,31 @@ class _AudioTrack:
             container.close()
             raise
 
-    def _stop(self, error):
-        warnings.warn(f"{self.path}: audio stopped ({_reason(error)}): the output's audio ends there",
-                      RuntimeWarning, stacklevel=2)
-        self._packets = iter(())
-
-    def _read(self):
-        """The next packet, or None at the end of the track (or at a read error, after warning)."""
+    def _read(self, source):
+        """Yields the packets to copy, or the decoded frames to encode, up to the end or the first error."""
         try:
-            return next(self._packets)
-        except StopIteration:
-            return None
+            for packet in self._input.demux(source):
+                if self._encoder is not None:
+                    yield from packet.decode()  # the demuxer's last, empty packet flushes the decoder
+                elif packet.size:  # that empty packet is for decoders only
+                    yield packet
         except av.FFmpegError as error:
-            self._stop(error)
-            return None
-
-    def _mux(self, packet):
-        if self._encoder is None:
-            if packet.size:  # the demuxer's empty end-of-stream packet is for decoders
-                packet.stream = self._stream  # the muxer rescales its timestamps to the output stream's time base
-                self._output.mux(packet)
-            return
-        try:
-            frames = packet.decode()
-        except av.FFmpegError as error:
-            self._stop(error)
-            return
-        for frame in frames:
-            self._output.mux(self._encoder.encode(frame))
+            warnings.warn(f"{self.path}: audio stopped ({_reason(error)}): the output's audio ends there",
+                          RuntimeWarning, stacklevel=2)
 
     def mux_until(self, seconds):
-        """Muxes every packet that plays before `seconds`."""
-        if self._next is None:
-            self._next = self._read()
-        while self._next is not None and _packet_time(self._next) < seconds:
-            self._mux(self._next)
-            self._next = self._read()
+        """Muxes everything that plays before `seconds`."""
+        while True:
+            if self._next is None:
+                self._next = next(self._items, None)
+            if self._next is None or _play_time(self._next) >= seconds:
+                return
+            item, self._next = self._next, None
+            if self._encoder is not None:
+                self._output.mux(self._encoder.encode(item))
+            else:
+                item.stream = self._stream  # the muxer rescales its timestamps to the output stream's time base
+                self._output.mux(item)
 
     def finish(self):
         """Muxes the rest of the track, including any beyond the last video frame, and flushes the encoder."""
