@@ -24,8 +24,9 @@ FASTSTART_EXTENSIONS = (".mp4", ".mov")
 # x264's constant rate factor: 18 is about where it becomes visually lossless, so the encoding adds no
 # artefacts of its own on top of what the super-resolution changed.
 CRF = 18
-# x264's speed/size trade: "veryfast" encodes several times faster than "medium" at a somewhat larger
-# file for the same CRF (quality), and encoding must not dwarf the per-frame face work.
+# x264's speed/compression trade: "veryfast" encodes several times faster than x264's default "medium"
+# with files no larger at the same CRF and fidelity a little below it, small beside what the
+# super-resolution changes; "ultrafast" is faster again but makes files several times larger.
 PRESET = "veryfast"
 # Audio codecs copied into each container unchanged: those browsers play from mp4/mov. A container not
 # listed (mkv) takes any codec its muxer accepts; any other codec is transcoded to AAC.
@@ -116,7 +117,7 @@ class VideoReader:
             raise
 
     def __iter__(self):
-        """Yields the frames in order. A decoding or demuxing error after frame k ends the iteration and
+        """Yields the frames in order (iterate once). A decoding or demuxing error after frame k ends the iteration and
         sets `stopped` to a one-line warning; an error before any frame raises VideoReadError, as does a
         stream that ends without one."""
         count = 0
@@ -155,14 +156,24 @@ def _play_time(item):
     return -math.inf if timestamp is None or item.time_base is None else float(timestamp * item.time_base)
 
 
+def _move_earlier(item, seconds):
+    """Moves a packet's or frame's timestamps `seconds` earlier."""
+    ticks = round(seconds / item.time_base)
+    if item.pts is not None:
+        item.pts -= ticks
+    if isinstance(item, av.Packet) and item.dts is not None:
+        item.dts -= ticks
+
+
 class _AudioTrack:
     """The first audio track of a video file, fed to an output container as the video advances.
 
     Packets are copied as they are when the output container takes their codec (AUDIO_COPY), else
     decoded and encoded to AAC. They are read, one ahead, from a demuxer kept open on the file: each
-    `mux_until` muxes those that play before a time, so memory does not grow with the clip. An error
-    reading or decoding the file ends the track there, with a RuntimeWarning; errors writing the output
-    are raised.
+    `mux_until` muxes those that play before a time, so memory does not grow with the clip. Times are
+    moved so that the file's first video frame plays at 0, as the writer's first frame does: a file
+    whose streams start later (a clip cut from a broadcast, say) keeps its sync. An error reading or
+    decoding the file ends the track there, with a RuntimeWarning; errors writing the output are raised.
     """
 
     def __init__(self, path, container, output, extension):
@@ -170,6 +181,8 @@ class _AudioTrack:
         self._input = container
         self._output = output
         source = container.streams.audio[0]
+        video = container.streams.video[0] if container.streams.video else None
+        self._start = video.start_time * video.time_base if video is not None and video.start_time else 0
         codec = source.codec_context.name
         copy = codec in AUDIO_COPY[extension] if extension in AUDIO_COPY else True
         self._encoder = None
@@ -220,9 +233,11 @@ class _AudioTrack:
         while True:
             if self._next is None:
                 self._next = next(self._items, None)
-            if self._next is None or _play_time(self._next) >= seconds:
+            if self._next is None or _play_time(self._next) - self._start >= seconds:
                 return
             item, self._next = self._next, None
+            if self._start:
+                _move_earlier(item, self._start)
             if self._encoder is not None:
                 self._output.mux(self._encoder.encode(item))
             else:
@@ -256,19 +271,18 @@ class VideoWriter:
         self.path = os.fspath(path)
         folder, name = os.path.split(self.path)
         stem, extension = os.path.splitext(name)
-        extension = extension.lower()
-        if extension not in OUTPUT_EXTENSIONS:
+        if extension.lower() not in OUTPUT_EXTENSIONS:
             raise ValueError(f"{self.path}: the writer makes {', '.join(OUTPUT_EXTENSIONS)} files, not {extension!r}")
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
             raise ValueError(f"{self.path}: width and height must be positive integers, not {width!r} x {height!r}")
         self.width, self.height, self.fps = width, height, fractions.Fraction(fps)
         if self.fps <= 0:
             raise ValueError(f"{self.path}: fps must be positive, not {fps!r}")
-        self.partial = os.path.join(folder, f".{stem}.partial{os.path.splitext(name)[1]}")
+        self.partial = os.path.join(folder, f".{stem}.partial{extension}")
         self._frames = 0
         self._audio = None
         self._closed = False
-        options = {"movflags": "+faststart"} if extension in FASTSTART_EXTENSIONS else {}
+        options = {"movflags": "+faststart"} if extension.lower() in FASTSTART_EXTENSIONS else {}
         self._output = av.open(self.partial, "w", container_options=options)
         try:
             self._video = self._output.add_stream("libx264", rate=self.fps)
@@ -278,7 +292,7 @@ class VideoWriter:
             for key, value in COLOUR.items():
                 setattr(self._video.codec_context, key, int(value))
             if audio_from is not None:
-                self._audio = _AudioTrack.of(os.fspath(audio_from), self._output, extension)
+                self._audio = _AudioTrack.of(os.fspath(audio_from), self._output, extension.lower())
             self._output.start_encoding()  # writes the header: the temporary file exists from now on
         except BaseException:
             self.abort()
@@ -288,7 +302,7 @@ class VideoWriter:
         """Encodes `frame`, uint8 RGB [height, width, 3] (anything else: ValueError), and muxes the audio up
         to its end."""
         if self._output is None:
-            raise ValueError(f"{self.path}: write after the writer was closed")
+            raise ValueError(f"{self.path}: write after close() or abort()")
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ValueError(f"{self.path}: a frame must be uint8 RGB [{self.height}, {self.width}, 3], not {got}")
