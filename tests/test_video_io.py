@@ -96,7 +96,7 @@ def decode_frames(path):
 
 
 def decode_audio(path):
-    """(mono samples, sample rate, seconds from the first video frame to the tone's start)."""
+    """(mono samples, sample rate, seconds from the first video frame to the tone's start, and to its end)."""
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         to_mono = av.AudioResampler(format="fltp", layout="mono")
@@ -105,8 +105,9 @@ def decode_audio(path):
         first_audio = frames[0].time
     with av.open(str(path)) as container:
         first_video = next(container.decode(video=0)).time
-    onset = first_audio + np.argmax(np.abs(samples) > 0.25) / stream.sample_rate
-    return samples.astype(np.float64), stream.sample_rate, onset - first_video
+    loud = np.flatnonzero(np.abs(samples) > 0.25)
+    onset, end = first_audio + loud[[0, -1]] / stream.sample_rate - first_video
+    return samples.astype(np.float64), stream.sample_rate, onset, end
 
 
 def dominant_hz(samples, rate):
@@ -308,8 +309,9 @@ def audio_packets(path):
     ("in.mp4", "aac", 44100, "out.mov", "aac", True, 44100),
     ("in.mkv", "libopus", 48000, "out.mp4", "aac", False, 48000),
     ("in.webm", "libopus", 48000, "out.mkv", "opus", True, 48000),
-    # a rate AAC has not: the next one above
-    ("in.mov", "pcm_s16le", 37800, "out.mp4", "aac", False, 44100),
+    # channels in no named order and a rate AAC has not (it gets the next one above)
+    ("in.mkv", "pcm_s16le", 37800, "out.mp4", "aac", False, 44100),
+    ("in.mov", "pcm_mulaw", 8000, "out.mkv", "aac", False, 8000),  # a codec mkv does not take
 ])
 def test_writer_keeps_the_audio(tmp_path, source, codec, rate, output, expected, copied, rate_out):
     video = {"codec": "libvpx-vp9", "options": {"crf": "30", "b": "0"}} if source.endswith(".webm") else {}
@@ -322,11 +324,11 @@ def test_writer_keeps_the_audio(tmp_path, source, codec, rate, output, expected,
         assert container.streams.audio[0].codec_context.name == expected
         assert container.streams.audio[0].sample_rate == rate_out
     assert (audio_packets(result) == audio_packets(source)) is copied
-    samples_in, rate_in, onset_in = decode_audio(source)
-    samples_out, rate_out, onset_out = decode_audio(result)
+    samples_in, rate_in, onset_in, end_in = decode_audio(source)
+    samples_out, rate_out, onset_out, end_out = decode_audio(result)
     assert abs(len(samples_out) / rate_out - len(samples_in) / rate_in) < 0.1
     assert dominant_hz(samples_out, rate_out) == pytest.approx(TONE, abs=1.0)
-    assert onset_out == pytest.approx(onset_in, abs=SYNC)
+    assert (onset_out, end_out) == pytest.approx((onset_in, end_in), abs=SYNC)  # in sync, and all of it
     assert len(decode_frames(result)) == 2 * FPS
 
 
@@ -340,9 +342,10 @@ def test_writer_keeps_the_sync_of_streams_that_start_late(tmp_path, source, code
                                                     audio_from=source) as writer:
         for frame in reader:
             writer.write(frame)
-    onset_in, onset_out = decode_audio(source)[2], decode_audio(tmp_path / "out.mp4")[2]
+    onset_in, end_in = decode_audio(source)[2:]
+    onset_out, end_out = decode_audio(tmp_path / "out.mp4")[2:]
     assert onset_in == pytest.approx(ONSET, abs=0.05)
-    assert onset_out == pytest.approx(onset_in, abs=SYNC)
+    assert (onset_out, end_out) == pytest.approx((onset_in, end_in), abs=SYNC)
 
 
 def test_writer_without_audio_in_the_input_writes_none(tmp_path):
@@ -368,7 +371,7 @@ def test_damaged_audio_ends_the_track_with_a_warning(tmp_path):
         with VideoWriter(tmp_path / "out.mp4", WIDTH, HEIGHT, FPS, audio_from=source) as writer:
             for i in range(2 * FPS):
                 writer.write(pattern(i))
-    samples, rate, _ = decode_audio(tmp_path / "out.mp4")
+    samples, rate, _, _ = decode_audio(tmp_path / "out.mp4")
     assert 0.25 < len(samples) / rate < 1.75  # about the first half of the 2 s, ended at the damage
     assert dominant_hz(samples, rate) == pytest.approx(TONE, abs=2.0)
     assert len(decode_frames(tmp_path / "out.mp4")) == 2 * FPS
