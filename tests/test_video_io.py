@@ -257,6 +257,22 @@ def test_cut_before_the_first_frame_raises_on_iterating(tmp_path):
     one_line_naming(error, "clip.mp4")
 
 
+def test_a_stream_that_decodes_to_nothing_raises_on_iterating(tmp_path):
+    source = encode(tmp_path / "whole.mkv", [pattern(i) for i in range(12)])
+    path = tmp_path / "clip.mkv"
+    with av.open(str(source)) as whole, av.open(str(path), "w") as out:
+        stream = out.add_stream_from_template(whole.streams.video[0])
+        for packet in whole.demux(video=0):
+            if packet.size and not packet.is_keyframe:  # the frames, without the one they all refer to
+                packet.stream = stream
+                out.mux(packet)
+    with VideoReader(path) as reader:
+        assert reader.info.frames == 12
+        with pytest.raises(VideoReadError) as error:
+            list(reader)
+    assert "no frame decoded" in one_line_naming(error, "clip.mkv")
+
+
 # --- the writer --------------------------------------------------------------------------------------
 
 def test_writer_round_trip_at_ntsc_rate(tmp_path):
