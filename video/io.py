@@ -220,9 +220,10 @@ class _AudioTrack:
         """Yields the packets to copy, or the decoded frames to encode, up to the end or the first error."""
         try:
             for packet in self._input.demux(source):
+                # the demuxer's last packet is empty: it flushes the decoder, and muxers ignore it
                 if self._encoder is not None:
-                    yield from packet.decode()  # the demuxer's last, empty packet flushes the decoder
-                elif packet.size:  # that empty packet is for decoders only
+                    yield from packet.decode()
+                else:
                     yield packet
         except av.FFmpegError as error:
             warnings.warn(f"{self.path}: audio stopped ({_reason(error)}): the output's audio ends there",
