@@ -21,12 +21,12 @@ PATCH_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255))
 # qualities used here: chroma is kept at half resolution, so the sharp colour edges of pattern() cost a
 # few levels; a wrong frame (the next one, or another colour matrix) is far beyond.
 MAE = 5.0
+# Largest error allowed inside a colour patch: a little compression noise; another matrix is off by tens.
+PATCH_ERROR = 8
+TONE, AMPLITUDE = 440.0, 0.5  # Hz, of full scale
 # Seconds the tone's start may move against the first frame: Matroska keeps times to the millisecond;
 # a track left unmoved when its input's streams start late is off by that whole start.
 SYNC = 0.002
-# Largest error allowed inside a colour patch: a little compression noise; another matrix is off by tens.
-PATCH_ERROR = 8
-TONE = 440.0  # Hz
 # Seconds of silence before the tone: where the tone starts, against the first frame, is the sync.
 ONSET = 0.25
 
@@ -47,9 +47,9 @@ def pattern(i, width=WIDTH, height=HEIGHT):
 
 
 def tone(seconds, rate, channels=1):
-    """[channels, samples]: ONSET seconds of silence, then TONE at half the full scale."""
+    """[channels, samples]: ONSET seconds of silence, then TONE."""
     t = np.arange(round(seconds * rate)) / rate
-    wave = np.where(t >= ONSET, 0.5 * np.sin(2 * np.pi * TONE * (t - ONSET)), 0)
+    wave = np.where(t >= ONSET, AMPLITUDE * np.sin(2 * np.pi * TONE * (t - ONSET)), 0)
     return np.repeat(wave[None].astype(np.float32), channels, axis=0)
 
 
@@ -105,7 +105,7 @@ def decode_audio(path):
         first_audio = frames[0].time
     with av.open(str(path)) as container:
         first_video = next(container.decode(video=0)).time
-    loud = np.flatnonzero(np.abs(samples) > 0.25)
+    loud = np.flatnonzero(np.abs(samples) > AMPLITUDE / 2)
     onset, end = first_audio + loud[[0, -1]] / stream.sample_rate - first_video
     return samples.astype(np.float64), stream.sample_rate, onset, end
 
