@@ -301,6 +301,14 @@ def test_writer_round_trip_at_ntsc_rate(tmp_path):
         check_matches(list(reader), sources)
 
 
+def test_writer_takes_a_float_rate_as_its_decimal(tmp_path):
+    with VideoWriter(tmp_path / "out.mp4", WIDTH, HEIGHT, 29.97) as writer:
+        for i in range(3):
+            writer.write(pattern(i))
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.video[0].average_rate == fractions.Fraction(2997, 100)
+
+
 def test_writer_pads_odd_sizes_by_repeating_the_edge(tmp_path):
     sources = [pattern(i, 65, 49) for i in range(6)]
     with VideoWriter(tmp_path / "odd.mkv", 65, 49, FPS) as writer:

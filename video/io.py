@@ -276,7 +276,9 @@ class VideoWriter:
             raise ValueError(f"{self.path}: the writer makes {', '.join(OUTPUT_EXTENSIONS)} files, not {extension!r}")
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
             raise ValueError(f"{self.path}: width and height must be positive integers, not {width!r} x {height!r}")
-        self.width, self.height, self.fps = width, height, fractions.Fraction(fps)
+        # through str: a float rate such as 29.97 becomes 2997/100, not the float's exact binary value,
+        # which FFmpeg's 32-bit rationals cannot hold; a Fraction or int stays as it is
+        self.width, self.height, self.fps = width, height, fractions.Fraction(str(fps))
         if self.fps <= 0:
             raise ValueError(f"{self.path}: fps must be positive, not {fps!r}")
         self.partial = os.path.join(folder, f".{stem}.partial{extension}")
