@@ -301,8 +301,8 @@ def test_writer_round_trip_at_ntsc_rate(tmp_path):
         check_matches(list(reader), sources)
 
 
-def test_writer_takes_a_float_rate_as_its_decimal(tmp_path):
-    with VideoWriter(tmp_path / "out.mp4", WIDTH, HEIGHT, 29.97) as writer:
+def test_writer_takes_numpy_sizes_and_a_float_rate_as_its_decimal(tmp_path):
+    with VideoWriter(tmp_path / "out.mp4", np.int64(WIDTH), np.int32(HEIGHT), 29.97) as writer:
         for i in range(3):
             writer.write(pattern(i))
     with av.open(str(tmp_path / "out.mp4")) as container:

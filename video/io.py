@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import fractions
 import math
+import numbers
 import os
 import warnings
 
@@ -274,11 +275,11 @@ class VideoWriter:
         stem, extension = os.path.splitext(name)
         if extension.lower() not in OUTPUT_EXTENSIONS:
             raise ValueError(f"{self.path}: the writer makes {', '.join(OUTPUT_EXTENSIONS)} files, not {extension!r}")
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        if not all(isinstance(side, numbers.Integral) and side > 0 for side in (width, height)):
             raise ValueError(f"{self.path}: width and height must be positive integers, not {width!r} x {height!r}")
         # through str: a float rate such as 29.97 becomes 2997/100, not the float's exact binary value,
         # which FFmpeg's 32-bit rationals cannot hold; a Fraction or int stays as it is
-        self.width, self.height, self.fps = width, height, fractions.Fraction(str(fps))
+        self.width, self.height, self.fps = int(width), int(height), fractions.Fraction(str(fps))
         if self.fps <= 0:
             raise ValueError(f"{self.path}: fps must be positive, not {fps!r}")
         self.partial = os.path.join(folder, f".{stem}.partial{extension}")
@@ -289,7 +290,7 @@ class VideoWriter:
         self._output = av.open(self.partial, "w", container_options=options)
         try:
             self._video = self._output.add_stream("libx264", rate=self.fps)
-            self._video.width, self._video.height = width + width % 2, height + height % 2
+            self._video.width, self._video.height = self.width + self.width % 2, self.height + self.height % 2
             self._video.pix_fmt = "yuv420p"
             self._video.options = {"crf": str(crf), "preset": PRESET}
             for key, value in COLOUR.items():
