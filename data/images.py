@@ -13,8 +13,8 @@ class ImageReadError(ValueError):
     """A file that cannot be decoded as an image; the message says why."""
 
 
-def list_images(root):
-    """Image files under `root`, recursively, sorted; extensions in any case.
+def list_images(root, extensions=IMAGE_EXTENSIONS):
+    """Image files (names ending in `extensions`) under `root`, recursively, sorted; extensions in any case.
 
     Symlinked folders are followed (a dataset is often a folder of links),
     each real folder once, so a symlink loop cannot hang the scan.
@@ -28,7 +28,7 @@ def list_images(root):
         seen.add(real)
         subfolders.sort()
         for name in files:
-            if name.lower().endswith(IMAGE_EXTENSIONS):
+            if name.lower().endswith(extensions):
                 found.append(os.path.join(folder, name))
     return sorted(found)
 

@@ -5,9 +5,10 @@ from data.images import IMAGE_EXTENSIONS, list_images
 from evaluation import PROG
 from evaluation.report import SUMMARY
 from utils import fail
+from video.io import VIDEO_EXTENSIONS
 
 RUN_PREFIX = "run_"
-OUTPUT_SUFFIXES = ("_SR.png", "_LR.png")
+OUTPUT_SUFFIXES = ("_SR.png", "_LR.png", "_SR.mp4")
 FIGURE = "comparison.png"
 
 
@@ -20,7 +21,8 @@ def requested_folder(opt):
 def holds_results(folder):
     if os.path.isfile(os.path.join(folder, SUMMARY)):
         return True
-    return any(name.endswith(OUTPUT_SUFFIXES[0]) for _, _, files in os.walk(folder) for name in files)
+    return any(name.endswith((OUTPUT_SUFFIXES[0], OUTPUT_SUFFIXES[2])) for _, _, files in os.walk(folder)
+               for name in files)
 
 
 def output_folder(opt):
@@ -41,9 +43,21 @@ def is_earlier_result(path, out_root):
             and (name.endswith(OUTPUT_SUFFIXES) or name == FIGURE))
 
 
+def input_root(opt):
+    """The folder output names are made relative to: --test_path, or the folder of the one file it names."""
+    return opt.test_path if os.path.isdir(opt.test_path) else os.path.dirname(os.path.abspath(opt.test_path))
+
+
 def find_inputs(opt, out_root):
+    """The images (and with --real_world the videos) of --test_path, or the one file it names."""
     out_root = os.path.realpath(out_root)
-    files = [f for f in list_images(opt.test_path) if not is_earlier_result(f, out_root)]
+    extensions = IMAGE_EXTENSIONS + (VIDEO_EXTENSIONS if opt.real_world else ())
+    if os.path.isfile(opt.test_path):
+        if not opt.test_path.lower().endswith(extensions):
+            fail(PROG, f"--test_path {opt.test_path} is neither a photo ({', '.join(IMAGE_EXTENSIONS)}) nor a "
+                       f"video ({', '.join(VIDEO_EXTENSIONS)})")
+        return [opt.test_path]
+    files = [f for f in list_images(opt.test_path, extensions) if not is_earlier_result(f, out_root)]
     if not files:
-        fail(PROG, f"no images ({', '.join(IMAGE_EXTENSIONS)}) under --test_path {opt.test_path}")
+        fail(PROG, f"no images ({', '.join(extensions)}) under --test_path {opt.test_path}")
     return files

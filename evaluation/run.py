@@ -5,7 +5,7 @@ import sys
 
 from evaluation import PROG
 from evaluation.faces import evaluate_faces
-from evaluation.outputs import FIGURE, find_inputs, output_folder, requested_folder
+from evaluation.outputs import FIGURE, find_inputs, input_root, output_folder, requested_folder
 from evaluation.photos import run_photos
 from evaluation.report import write_metrics_csv, write_summary
 from evaluation.setup import brisque_on, face_metrics_for, identities, load_model, optional_off_line
@@ -27,7 +27,7 @@ def run(opt):
     identity_of = identities(opt, files, face_metrics)
     out_dir, new_run = output_folder(opt)
     os.makedirs(out_dir, exist_ok=True)
-    stems = dict(zip(files, output_stems(files, opt.test_path)))
+    stems = dict(zip(files, output_stems(files, input_root(opt))))
     if opt.real_world:
         return run_photos(opt, files, model, out_dir, new_run, stems)
     return run_faces(opt, files, model, face_metrics, with_brisque, identity_of, out_dir, new_run, stems)

@@ -101,7 +101,12 @@ class TestOptions(BaseOptions):
                                  f"photo: {COMPRESSED_MATCH_SIGMA:g} if it shows JPEG compression, else 0 (faces.jpeg)")
         parser.add_argument("--real_world", action="store_true",
                             help="the images are photos: find every face (MTCNN), super-resolve those the model "
-                                 "can help and paste them back into the photo upscaled by --upscale (bicubic)")
+                                 "can help and paste them back into the photo upscaled by --upscale (bicubic). "
+                                 "Videos (.mp4 .mov .mkv .avi .webm) too, frame by frame with steady face tracks, "
+                                 "written as <stem>_SR.mp4 with their sound; --test_path may name one photo or video")
+        parser.add_argument("--detect_every", type=int, default=None,
+                            help="with --real_world on a video: search for faces every this many frames and follow "
+                                 "them between searches (default video.clip.DETECT_EVERY, docs/evaluation.md)")
         parser.add_argument("--upscale", type=int, default=8,
                             help="with --real_world: how many times larger the output photo is")
         parser.add_argument("--min_face", type=float, default=0,
@@ -161,8 +166,12 @@ class TestOptions(BaseOptions):
                              f"{opt.weight_path} restores it); or pass --weight_path")
         if not weights_exist(opt.weight_path):
             parser.error(f"no checkpoint at --weight_path {opt.weight_path}; {NO_CHECKPOINT_HELP}")
-        if not os.path.isdir(opt.test_path):
-            parser.error(f"--test_path {opt.test_path} is not a folder")
+        if opt.detect_every is not None and (not opt.real_world or opt.detect_every < 1):
+            parser.error(f"--detect_every is for --real_world videos and must be >= 1, got {opt.detect_every}")
+        if not os.path.isdir(opt.test_path) and not (opt.real_world and os.path.isfile(opt.test_path)):
+            parser.error(f"--test_path {opt.test_path} is not a folder"
+                         + ("" if opt.real_world or not os.path.isfile(opt.test_path) else
+                            " (one photo or video file: with --real_world)"))
         if not opt.lr_input and opt.crop_size < MIN_HR_CROP:
             parser.error(f"--crop_size must be at least {MIN_HR_CROP} to measure SSIM on the HR face, "
                          f"got {opt.crop_size} (use --lr_input for LR faces without HR)")

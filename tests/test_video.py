@@ -1,0 +1,233 @@
+"""The video path (video/clip.py, test.py --real_world on a video) on clips made here from the bundled
+sample faces (video/scene.py), with the bundled real-photo generator.
+
+What is asserted is measured here, independently of video/bench.py: the output is decoded with PyAV
+directly, bicubic is OpenCV's, each face's region is a disc about its true frame centre.
+"""
+import json
+import os
+import subprocess
+import sys
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from data.constants import CELEBA_CROP, FRAME, REAL_BUNDLE
+from data.images import list_images, read_image
+from faces import align, photo as ph, sizes
+from faces.align import TEMPLATE_128
+
+SAMPLES = os.path.join(ROOT, "datasets", "test")
+UPSCALE = 8
+LR_SIZE = (160, 90)
+FPS = 10
+SECONDS = 3
+
+
+@pytest.fixture(scope="module")
+def scene():
+    from video.scene import Scene
+
+    faces = [read_image(p) for p in list_images(SAMPLES)[:2]]
+    return Scene(faces, LR_SIZE, SECONDS, FPS, seed=3, factor=UPSCALE)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from deploy.inference import load_inference
+
+    return load_inference(os.path.join(ROOT, REAL_BUNDLE))
+
+
+@pytest.fixture(scope="module")
+def clip(scene, tmp_path_factory):
+    from video.scene import write_clip
+
+    return write_clip(str(tmp_path_factory.mktemp("clip") / "clip.mp4"), scene, tone_hz=440)
+
+
+@pytest.fixture(scope="module")
+def result(clip, model, tmp_path_factory):
+    from video.clip import super_resolve_video
+
+    out = str(tmp_path_factory.mktemp("out") / "clip_SR.mp4")
+    return super_resolve_video(clip, out, model.predict, upscale=UPSCALE, progress=False)
+
+
+def decode(path):
+    """Every video frame of `path` as uint8 RGB, with PyAV alone."""
+    with av.open(path) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def disc(truth, shape):
+    """bool [H, W]: a disc of 0.3 frame sides about the true face's frame centre, in output px."""
+    inv = cv2.invertAffineTransform(truth)
+    centre = inv[:, :2] @ np.full(2, (FRAME - 1) / 2) + inv[:, 2]
+    side = FRAME / np.sqrt(abs(np.linalg.det(truth[:, :2])))
+    cx, cy = (centre + 0.5) * UPSCALE - 0.5
+    y, x = np.mgrid[0:shape[0], 0:shape[1]]
+    return (x - cx) ** 2 + (y - cy) ** 2 < (0.3 * side * UPSCALE) ** 2
+
+
+def psnr(a, b, region):
+    mse = np.mean((a[region].astype(np.float64) - b[region].astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_scene_truth_maps_frame_the_face_it_placed(scene):
+    index = 7
+    hr, truths = scene.frame(index)
+    for face, truth in zip(scene.faces, truths):
+        # the 128 frame drawn from the full-resolution frame through the truth (shrunk px -> frame)
+        half = (UPSCALE - 1) / (2 * UPSCALE)
+        to_lr = np.array([[1 / UPSCALE, 0, -half], [0, 1 / UPSCALE, -half]])
+        m = np.vstack([truth, [0, 0, 1]]) @ np.vstack([to_lr, [0, 0, 1]])
+        drawn = cv2.warpAffine(hr, m[:2], (FRAME, FRAME), flags=cv2.INTER_AREA)
+        top = (face.shape[0] - CELEBA_CROP) // 2
+        expected = cv2.resize(face[top:top + CELEBA_CROP], (FRAME, FRAME), interpolation=cv2.INTER_AREA)
+        assert np.abs(drawn.astype(float) - expected).mean() < 4
+
+
+def test_output_keeps_frames_rate_size_and_sound(clip, result, scene):
+    with av.open(result.path) as out, av.open(clip) as src:
+        video, audio = out.streams.video[0], out.streams.audio[0]
+        assert video.codec_context.name == "h264" and video.codec_context.pix_fmt == "yuv420p"
+        assert Fraction(video.average_rate) == scene.fps == result.fps
+        assert (video.codec_context.width, video.codec_context.height) == result.size == (
+            LR_SIZE[0] * UPSCALE, LR_SIZE[1] * UPSCALE)
+        src_audio = src.streams.audio[0]
+        assert audio.codec_context.name == src_audio.codec_context.name == "aac"
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in out.decode(audio=0)])
+    assert len(decode(result.path)) == result.frames == scene.count
+    spectrum = np.abs(np.fft.rfft(samples))
+    assert abs(np.argmax(spectrum) * src_audio.codec_context.sample_rate / len(samples) - 440) < 2
+    assert abs(len(samples) / src_audio.codec_context.sample_rate - SECONDS) < 0.1
+    assert not [n for n in os.listdir(os.path.dirname(result.path)) if n != os.path.basename(result.path)]
+
+
+def tracked(result, index, truth):
+    """Whether a super-resolved track pastes the true face at frame `index`: weight >= 0.5, the mean of its
+    eyes and mouth corners within a quarter frame of where the truth puts the template's."""
+    inv = cv2.invertAffineTransform(truth)
+    centre = inv[:, :2] @ TEMPLATE_128[[0, 1, 3, 4]].mean(0) + inv[:, 2]
+    side = FRAME / np.sqrt(abs(np.linalg.det(truth[:, :2])))
+    for track, face in zip(result.tracks, result.faces):
+        at = np.nonzero(track.frames == index)[0]
+        if face["status"] == ph.SUPER_RESOLVED and len(at) and track.weight[at[0]] >= 0.5:
+            eyes_mouth = track.landmarks[at[0]][[0, 1, 3, 4]]
+            if np.linalg.norm(eyes_mouth.mean(0) - centre) < side / 4:
+                return True
+    return False
+
+
+def test_faces_are_super_resolved_in_most_frames_better_than_bicubic_and_steady(clip, result, scene):
+    outputs, inputs = decode(result.path), decode(clip)
+    gains, found, change = [], [], {"sr": [], "bicubic": []}
+    previous = None
+    for index, (out, small) in enumerate(zip(outputs, inputs)):
+        hr, truths = scene.frame(index)
+        bicubic = cv2.resize(small, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC)
+        regions = [disc(t, out.shape) for t in truths]
+        gains.append([psnr(out, hr, r) - psnr(bicubic, hr, r) for r in regions])
+        found += [tracked(result, index, t) for t in truths]
+        union = np.any(regions, axis=0)
+        if previous is not None:
+            change["sr"].append(np.abs(out[union].astype(float) - previous[0][union]).mean())
+            change["bicubic"].append(np.abs(bicubic[union].astype(float) - previous[1][union]).mean())
+        previous = (out, bicubic)
+    assert np.mean(found) >= 0.9
+    assert np.mean(gains) >= 0.3, np.mean(gains, axis=0)
+    assert np.mean(change["sr"]) <= 1.10 * np.mean(change["bicubic"])
+    assert result.count(ph.SUPER_RESOLVED) == len(result.faces) == len(scene.faces)
+    assert result.frames_with_face == scene.count
+
+
+def flicker(path, scene):
+    """Mean |frame t - frame t-1 moved by the faces' true motion| of a decoded output within the true faces'
+    discs: the change that is not the faces' motion."""
+    frames = decode(path)
+    half = (UPSCALE - 1) / (2 * UPSCALE)
+    to_shrunk = np.array([[1 / UPSCALE, 0, -half], [0, 1 / UPSCALE, -half], [0, 0, 1]])
+    changes = []
+    for index in range(1, len(frames)):
+        for now, before in zip(scene.truths(index), scene.truths(index - 1)):
+            # output px at t-1 -> the face's 128 frame -> output px at t
+            motion = np.linalg.inv(np.vstack([now, [0, 0, 1]]) @ to_shrunk) @ np.vstack([before, [0, 0, 1]]) @ to_shrunk
+            moved = cv2.warpAffine(frames[index - 1], motion[:2], frames[index].shape[1::-1], flags=cv2.INTER_LINEAR)
+            region = disc(now, frames[index].shape)
+            changes.append(np.abs(frames[index][region].astype(float) - moved[region]).mean())
+    return np.mean(changes)
+
+
+def test_smoothing_and_blending_steady_the_faces(clip, model, result, scene, monkeypatch, tmp_path):
+    """With each frame's own landmarks and generator output (no smoothing, no blend) the faces flicker more."""
+    from video import clip as vc, tracks
+
+    unsmoothed = tracks.build_tracks
+    monkeypatch.setattr(tracks, "build_tracks", lambda found, n, fps: unsmoothed(found, n, fps, smooth=0))
+    shaky = vc.super_resolve_video(clip, str(tmp_path / "shaky.mp4"), model.predict, blend=0, progress=False)
+    assert flicker(result.path, scene) < 0.8 * flicker(shaky.path, scene)
+
+
+def test_too_large_a_frame_is_refused_before_anything_is_written(clip, model, tmp_path):
+    from video.clip import super_resolve_video
+
+    out = tmp_path / "big_SR.mp4"
+    with pytest.raises(sizes.PhotoTooLargeError, match="160x90"):
+        super_resolve_video(clip, str(out), model.predict, upscale=UPSCALE, max_pixels=1000, progress=False)
+    assert not os.listdir(tmp_path)
+
+
+def test_a_file_that_only_claims_to_be_a_video_is_refused_in_one_line(model, tmp_path):
+    from video.clip import super_resolve_video
+    from video.io import VideoReadError
+
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video\n")
+    with pytest.raises(VideoReadError) as err:
+        super_resolve_video(str(fake), str(tmp_path / "fake_SR.mp4"), model.predict, progress=False)
+    assert "fake.mp4" in str(err.value) and "\n" not in str(err.value)
+    assert sorted(os.listdir(tmp_path)) == ["fake.mp4"]
+
+
+@pytest.mark.slow
+def test_test_py_on_a_folder_of_a_photo_a_video_and_a_broken_video(clip, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.link(clip, folder / "clip.mp4")
+    photo = cv2.resize(decode(clip)[5], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(folder / "still.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    (folder / "broken.mov").write_bytes(os.urandom(3000))
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "test.py", "--real_world", "--test_path", str(folder), "--image_save_path",
+                          str(out), "--upscale", "4"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "broken.mov" in run.stderr and "not a readable video" in run.stderr
+    assert "1 photos, 1 videos" in run.stdout
+    frames = decode(str(out / "clip_SR.mp4"))
+    assert len(frames) == SECONDS * FPS and frames[0].shape == (LR_SIZE[1] * 4, LR_SIZE[0] * 4, 3)
+    assert (out / "still_SR.png").is_file()
+    assert not [n for n in os.listdir(out) if "partial" in n or n.startswith(".")]
+    with open(out / "summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    entry = summary["photos_report"]["clip.mp4"]
+    assert entry["frames"] == SECONDS * FPS and entry["fps"] == FPS and entry["audio"] == "aac"
+    assert [f["status"] for f in entry["faces"]] == [ph.SUPER_RESOLVED] * 2
+    assert summary["videos"] == 1 and summary["photos"] == 1 and summary["skipped"] == 1
+    # one video named as --test_path: its output beside the others' in a new run folder
+    again = subprocess.run([sys.executable, "test.py", "--real_world", "--test_path", str(folder / "clip.mp4"),
+                            "--image_save_path", str(out), "--upscale", "2", "--detect_every", "3"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(decode(str(out / "run_2" / "clip_SR.mp4"))) == SECONDS * FPS
+
+
+def test_align_frame_side_of_the_truth_agrees_with_the_scene(scene):
+    # the scene's faces span the sizes the model exists for, in the shrunk clip
+    sides = [align.frame_side(t) for i in range(0, scene.count, 5) for t in scene.truths(i)]
+    assert 16 - 1e-6 <= min(sides) and max(sides) <= 22 + 1e-6 and max(sides) - min(sides) > 2
