@@ -124,16 +124,16 @@ def check_pixels(w, h):
                         f"{PAGE_MAX_UPLOAD_PIXELS / 1e6:g} megapixels: downscale it first.")
 
 
-def check_upscale(image, upscale):
-    """upscale as an int from UPSCALES whose result fits PAGE_MAX_RESULT_PIXELS; DemoError otherwise."""
+def check_upscale(w, h, upscale, what="photo"):
+    """upscale as an int from UPSCALES whose result (a w x h `what` upscaled) fits PAGE_MAX_RESULT_PIXELS;
+    DemoError otherwise."""
     if upscale not in UPSCALES and str(upscale) not in map(str, UPSCALES):
         raise DemoError(f"upscale must be one of {', '.join(map(str, UPSCALES))}, got {upscale!r}.")
     upscale = int(upscale)
-    h, w = image.shape[:2]
     if h * w * upscale ** 2 > PAGE_MAX_RESULT_PIXELS:
         fits = [u for u in UPSCALES if h * w * u ** 2 <= PAGE_MAX_RESULT_PIXELS]
-        hint = f"choose upscale {fits[-1]} or less" if fits else "downscale the photo first"
-        raise DemoError(f"A {w}x{h} photo at x{upscale} would be {w * upscale}x{h * upscale} "
+        hint = f"choose upscale {fits[-1]} or less" if fits else f"downscale the {what} first"
+        raise DemoError(f"A {w}x{h} {what} at x{upscale} would be {w * upscale}x{h * upscale} "
                         f"({w * h * upscale ** 2 / 1e6:.1f} megapixels), over this page's limit of "
                         f"{PAGE_MAX_RESULT_PIXELS / 1e6:g} megapixels: {hint}.")
     return upscale
@@ -146,15 +146,20 @@ def upload_path(payload):
     return payload
 
 
-def write_result(image, name, out_dir):
-    """The PNG offered for download, in a folder of its own under out_dir (the name stays the
-    user's); folders older than KEEP_SECONDS go, so a long-running server does not fill the disk."""
+def fresh_folder(out_dir):
+    """A new empty folder under out_dir for one result, so its file keeps the user's name; folders
+    older than KEEP_SECONDS go, so a long-running server does not fill the disk."""
     now = time.time()
     for old in os.listdir(out_dir):
         old = os.path.join(out_dir, old)
         if now - os.path.getmtime(old) > KEEP_SECONDS:
             shutil.rmtree(old, ignore_errors=True)
-    path = os.path.join(tempfile.mkdtemp(dir=out_dir), name)
+    return tempfile.mkdtemp(dir=out_dir)
+
+
+def write_result(image, name, out_dir):
+    """The PNG offered for download, in a `fresh_folder` of out_dir."""
+    path = os.path.join(fresh_folder(out_dir), name)
     write_png(path, image)
     return path
 
@@ -207,7 +212,7 @@ def run_mode(payload, mode, upscale, predict, out_dir):
     image = read_upload(upload_path(payload))
     stem = os.path.splitext(os.path.basename(upload_path(payload) or "image"))[0]
     if mode == "photo":
-        upscale = check_upscale(image, upscale)
+        upscale = check_upscale(image.shape[1], image.shape[0], upscale)
         result = enhance_photo(image, predict, upscale)
         found = [f for f in result.faces if f["box"] is not None]
         if not found:
