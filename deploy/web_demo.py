@@ -24,6 +24,9 @@ from faces import align, detect, photo as real_photo, sizes
 from metrics.quality import psnr
 from models import CheckpointError
 from utils import fail, to_uint8, write_png
+from video.clip import super_resolve_video
+from video.io import VIDEO_EXTENSIONS, VideoReader, VideoReadError
+from video.scene import Scene, write_clip
 
 PROG = "demo.py"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,13 +42,40 @@ MAX_FILE_SIZE = "25mb"
 LIMITS_TEXT = (f"Uploads: images up to {PAGE_MAX_UPLOAD_PIXELS / 1e6:g} megapixels and {MAX_FILE_SIZE[:-2]} MB; "
                f"photo results up to {PAGE_MAX_RESULT_PIXELS / 1e6:g} megapixels (photo size x upscale squared).")
 KEEP_SECONDS = 3600  # results (and Gradio's copies of uploads) are deleted after an hour
+# A video request holds the page's one worker for the whole clip, and the video path takes about a
+# second a frame on 2 cores: ten seconds of video is already minutes of waiting for everyone queued.
+PAGE_MAX_VIDEO_SECONDS = 10
+# a 640x360 frame: the face search, the path's largest cost, grows with the frame's pixels, and faces the
+# 8x model helps are small in such a frame already; at the largest upscale its frames stay under
+# PAGE_MAX_RESULT_PIXELS, so every upscale is offered for every video the page takes
+PAGE_MAX_VIDEO_PIXELS = 640 * 360
 
+
+def widescreen(pixels):
+    """The 16:9 frame of `pixels` pixels, as 'WxH': how the page names its frame limit."""
+    return f"{round((pixels * 16 / 9) ** 0.5)}x{round((pixels * 9 / 16) ** 0.5)}"
+
+
+VIDEO_LIMITS_TEXT = (f"Videos up to {PAGE_MAX_VIDEO_SECONDS} s and {MAX_FILE_SIZE[:-2]} MB, frames up to "
+                     f"{PAGE_MAX_VIDEO_PIXELS:,} pixels (a {widescreen(PAGE_MAX_VIDEO_PIXELS)} frame); result frames "
+                     f"up to {PAGE_MAX_RESULT_PIXELS / 1e6:g} megapixels. On a 2-core CPU the video path takes about a "
+                     f"second a frame: a {PAGE_MAX_VIDEO_SECONDS} s clip at 25 frames/s takes minutes.")
+
+# The bundled sample clip (video.scene): faces walking in a small 16:9 frame, at the 16-22 px the model
+# is made for; two faces, so the table shows two tracks; few frames, as the path is slow, yet enough for
+# the faces to move; a tone, so the kept sound can be heard.
+SAMPLE_CLIP_FACES = 2
+SAMPLE_CLIP_SIZE = (160, 90)
+SAMPLE_CLIP_SECONDS = 3
+SAMPLE_CLIP_FPS = 10
+SAMPLE_CLIP_TONE_HZ = 440
 
 # The low end of the faces the real-photo benchmark found and improved (docs/evaluation.md, "On real photos").
 ABOUT_SMALLEST = 10
 ABOUT_TEXT = (f"**What this is for:** small, blurry faces, roughly {ABOUT_SMALLEST} to "
               f"{real_photo.MAX_FRAME:g} px across, as in a group photo, a crowd or a thumbnail: EIPNet makes a "
-              f"face 8 times sharper. Upload such a photo, or a face crop in 'aligned face' mode, or pick a sample.")
+              f"face 8 times sharper. Upload such a photo, or a face crop in 'aligned face' mode, or a short video in "
+              f"the video tab, or pick a sample.")
 
 
 class Model(NamedTuple):
@@ -236,17 +266,116 @@ def run_mode(payload, mode, upscale, predict, out_dir):
     return (bicubic, sr), bicubic, sr, hr, write_result(sr, f"{stem}_SR.png", out_dir), [], status
 
 
+def shown(request, *args):
+    """request(*args), with a DemoError shown to the user as its message and any other error as one line
+    (its details go to the server's console only): the server stays up."""
+    try:
+        return request(*args)
+    except DemoError as err:
+        raise gr.Error(str(err), print_exception=False) from None
+    except Exception as err:
+        traceback.print_exc()
+        raise gr.Error(f"Internal error ({type(err).__name__}); the server log has the details.",
+                       print_exception=False) from None
+
+
 def handler(models, out_dir):
     def process(payload, mode, upscale):
-        try:
-            return run(payload, mode, upscale, models, out_dir)
-        except DemoError as err:
-            raise gr.Error(str(err), print_exception=False) from None
-        except Exception as err:  # the server stays up; the details go to its console only
-            traceback.print_exc()
-            raise gr.Error(f"Internal error ({type(err).__name__}); the server log has the details.",
-                           print_exception=False) from None
+        return shown(run, payload, mode, upscale, models, out_dir)
     return process
+
+
+# ----------------------------------------------------------------- videos
+
+def video_info(path):
+    """The uploaded video's header (video.io.VideoInfo), read without decoding a frame; DemoError when the
+    file is not a readable video."""
+    if not path:
+        raise DemoError("No video: upload one or pick the sample first.")
+    try:
+        with VideoReader(path) as reader:
+            return reader.info
+    except VideoReadError as err:
+        raise DemoError(unreadable(err, path)) from err
+
+
+def unreadable(err, path):
+    """The page's message for a VideoReadError of the upload at `path`: the user's file name, not the server's."""
+    kinds = ", ".join(e[1:].upper() for e in VIDEO_EXTENSIONS)
+    return f"{str(err).replace(path, os.path.basename(path))}. Upload a video: {kinds}."
+
+
+def video_seconds(info):
+    """A video's length from its header: its duration, else frames / fps; None when it says neither."""
+    if info.duration is not None:
+        return info.duration
+    return info.frames / float(info.fps) if info.frames else None
+
+
+def check_video(info, upscale):
+    """upscale as an int for a video whose header `info` is within the page's limits; DemoError otherwise."""
+    seconds = video_seconds(info)
+    if seconds is None:
+        raise DemoError("This video's header does not say how long it is, so the page cannot check it against its "
+                        f"limit of {PAGE_MAX_VIDEO_SECONDS} s: save it as MP4 first.")
+    if round(seconds, 1) > PAGE_MAX_VIDEO_SECONDS:
+        raise DemoError(f"The video is {seconds:.1f} s long, over this page's limit of {PAGE_MAX_VIDEO_SECONDS} s: "
+                        f"trim it to {PAGE_MAX_VIDEO_SECONDS} s or less first.")
+    w, h = info.width, info.height
+    if w * h > PAGE_MAX_VIDEO_PIXELS:
+        raise DemoError(f"The video's frames are {w}x{h} ({w * h:,} pixels), over this page's limit of "
+                        f"{PAGE_MAX_VIDEO_PIXELS:,} pixels (a {widescreen(PAGE_MAX_VIDEO_PIXELS)} frame): "
+                        f"shrink it first.")
+    return check_upscale(w, h, upscale, "video")
+
+
+def track_rows(faces):
+    """Table rows of a VideoResult's face tracks: track number, first and last frame, frame side in px,
+    what happened."""
+    return [[k, f["first"], f["last"], f"{f['frame_px']:g}", f["status"]] for k, f in enumerate(faces)]
+
+
+def video_status(result, info, upscale, path):
+    """The status text of a VideoResult of the upload at `path` whose header was `info`."""
+    tracks = len(result.faces)
+    done = result.count(real_photo.SUPER_RESOLVED)
+    total = result.seconds["total"]
+    status = (f"Video {info.width}x{info.height} -> {result.size[0]}x{result.size[1]} (x{upscale}), {result.frames} "
+              f"frames at {float(result.fps):g} fps; {tracks} face track{'s' if tracks != 1 else ''} found, {done} "
+              f"super-resolved (faces in {result.frames_with_face} frames); "
+              f"{'sound kept' if result.audio else 'no sound'}. Done in {total:.1f} s, "
+              f"{result.frames / total:.2f} frames/s.")
+    if not tracks:
+        status += ("\n\n**No face found in this video:** it came back upscaled bicubically only. EIPNet is made "
+                   "for small faces, such as the sample's.")
+    if result.stopped:
+        status += (f"\n\n**Warning:** {result.stopped.replace(path, os.path.basename(path))}; the result "
+                   f"holds the frames before it.")
+    return status
+
+
+def run_video(payload, upscale, model, out_dir):
+    """(result video, its download, track rows, status text) for one video request, run by `model`
+    (the photo mode's: video frames are photos, compressed)."""
+    path = upload_path(payload)
+    info = video_info(path)
+    upscale = check_video(info, upscale)
+    name = os.path.basename(path)
+    out_path = os.path.join(fresh_folder(out_dir), f"{os.path.splitext(name)[0]}_x{upscale}_SR.mp4")
+    try:
+        result = super_resolve_video(path, out_path, model.predict, upscale=upscale)
+    except VideoReadError as err:
+        raise DemoError(unreadable(err, path)) from err
+    status = f"{video_status(result, info, upscale, path)}\n\nModel: {model.name}"
+    return out_path, out_path, track_rows(result.faces), status
+
+
+def video_handler(models, out_dir):
+    # Gradio passes a progress bar to a parameter defaulting to one; track_tqdm shows the video path's
+    # tqdm bars (frames searched, frames super-resolved) in the page.
+    def process_video(payload, upscale, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        return shown(run_video, payload, upscale, models["photo"], out_dir)
+    return process_video
 
 
 # ----------------------------------------------------------------- page
@@ -281,11 +410,78 @@ def samples(folder):
     return [[group, "photo", 8], [compressed, "photo", 4]] + [[p, "aligned face", DEFAULT_UPSCALE] for p in faces]
 
 
+def video_samples(folder):
+    """[[path, upscale]]: a clip of the bundled faces walking, with a tone (video.scene), written to folder."""
+    faces = [read_image(p) for p in list_images(SAMPLES_DIR)[:SAMPLE_CLIP_FACES]]
+    scene = Scene(faces, SAMPLE_CLIP_SIZE, SAMPLE_CLIP_SECONDS, SAMPLE_CLIP_FPS)
+    clip = write_clip(os.path.join(folder, "sample_clip.mp4"), scene, tone_hz=SAMPLE_CLIP_TONE_HZ)
+    return [[clip, DEFAULT_UPSCALE]]
+
+
 def models_text(models):
     if models["photo"].name == models["aligned face"].name:
         return f"Both modes run the generator {models['photo'].name}."
     return (f"'photo' runs {models['photo'].name}, the generator fine-tuned on compressed, noisy faces; "
             f"'aligned face' runs {models['aligned face'].name}, the paper's recipe.")
+
+
+def photo_tab(models, work_dir, out_dir):
+    """The photo part of the page: upload, mode, upscale, samples; slider, images, download, status, faces."""
+    gr.Markdown("**photo**: the faces are found, super-resolved and pasted back into the photo upscaled "
+                "bicubically; the table says what happened to each. **aligned face**: a face crop is "
+                "reduced to 16x16 as in training and super-resolved to 128x128. " + models_text(models)
+                + "\n\n" + LIMITS_TEXT)
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.Image(label="your photo or face crop", type="filepath", sources=["upload", "clipboard"],
+                              elem_id="upload")
+            mode = gr.Radio(list(MODES), value="photo", label="mode", elem_id="mode")
+            upscale = gr.Dropdown(list(UPSCALES), value=DEFAULT_UPSCALE, label="upscale (photo mode)",
+                                  elem_id="upscale")
+            button = gr.Button("Enhance", variant="primary", elem_id="run")
+            gr.Examples(samples(work_dir), inputs=[upload, mode, upscale], label="bundled samples")
+        with gr.Column(scale=2):
+            slider = gr.ImageSlider(label="bicubic | EIPNet (drag)", format="png", elem_id="slider")
+            with gr.Row():
+                bicubic = gr.Image(label="bicubic", format="png", interactive=False, elem_id="bicubic",
+                                   buttons=["download", "fullscreen"])
+                sr = gr.Image(label="EIPNet", format="png", interactive=False, elem_id="sr",
+                              buttons=["download", "fullscreen"])
+                original = gr.Image(label="original face (aligned face, or a photo's face shown shrunk)",
+                                    format="png", interactive=False, elem_id="original",
+                                    buttons=["download", "fullscreen"])
+            download = gr.File(label="download the EIPNet PNG", elem_id="download")
+            status = gr.Markdown(elem_id="status")
+            faces = gr.Dataframe(headers=["face", "box x1 y1 x2 y2", "frame px", "what happened"],
+                                 label="faces (photo mode)", interactive=False, elem_id="faces")
+    # preprocess=False: the upload reaches `run` as a cached file and is decoded by test.py's
+    # reader, so a file that is not an image gets our message, not a decoder's traceback.
+    button.click(handler(models, out_dir), [upload, mode, upscale],
+                 [slider, bicubic, sr, original, download, faces, status],
+                 api_name="enhance", preprocess=False)
+
+
+def video_tab(models, work_dir, out_dir):
+    """The video part of the page: upload, upscale, the sample clip; the result, its download, status, tracks."""
+    gr.Markdown("**video**: the faces are found, followed from frame to frame and super-resolved in every frame, "
+                "each frame upscaled bicubically around them, by the 'photo' mode's generator "
+                f"({models['photo'].name}); the sound is kept. The table says what happened to each face's track."
+                "\n\n" + VIDEO_LIMITS_TEXT, elem_id="video_about")
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.Video(label="your video", sources=["upload"], elem_id="video_upload")
+            upscale = gr.Dropdown(list(UPSCALES), value=DEFAULT_UPSCALE, label="upscale", elem_id="video_upscale")
+            button = gr.Button("Enhance video", variant="primary", elem_id="run_video")
+            gr.Examples(video_samples(work_dir), inputs=[upload, upscale], label="bundled sample")
+        with gr.Column(scale=2):
+            result = gr.Video(label="EIPNet (H.264 MP4)", interactive=False, elem_id="video_result")
+            download = gr.File(label="download the EIPNet MP4", elem_id="video_download")
+            status = gr.Markdown(elem_id="video_status")
+            tracks = gr.Dataframe(headers=["track", "first frame", "last frame", "frame px", "what happened"],
+                                  label="face tracks", interactive=False, elem_id="tracks")
+    # preprocess=False, as for photos: the upload reaches `run_video` as a cached file, read by video.io
+    button.click(video_handler(models, out_dir), [upload, upscale], [result, download, tracks, status],
+                 api_name="enhance_video", preprocess=False)
 
 
 def build(models, work_dir):
@@ -296,38 +492,10 @@ def build(models, work_dir):
                    delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as page:
         gr.Markdown("## EIPNet: face super-resolution (x8, 16 -> 128 px faces)")
         gr.Markdown(ABOUT_TEXT, elem_id="about")
-        gr.Markdown("**photo**: the faces are found, super-resolved and pasted back into the photo upscaled "
-                    "bicubically; the table says what happened to each. **aligned face**: a face crop is "
-                    "reduced to 16x16 as in training and super-resolved to 128x128. " + models_text(models)
-                    + "\n\n" + LIMITS_TEXT)
-        with gr.Row():
-            with gr.Column(scale=1):
-                upload = gr.Image(label="your photo or face crop", type="filepath", sources=["upload", "clipboard"],
-                                  elem_id="upload")
-                mode = gr.Radio(list(MODES), value="photo", label="mode", elem_id="mode")
-                upscale = gr.Dropdown(list(UPSCALES), value=DEFAULT_UPSCALE, label="upscale (photo mode)",
-                                      elem_id="upscale")
-                button = gr.Button("Enhance", variant="primary", elem_id="run")
-                gr.Examples(samples(work_dir), inputs=[upload, mode, upscale], label="bundled samples")
-            with gr.Column(scale=2):
-                slider = gr.ImageSlider(label="bicubic | EIPNet (drag)", format="png", elem_id="slider")
-                with gr.Row():
-                    bicubic = gr.Image(label="bicubic", format="png", interactive=False, elem_id="bicubic",
-                                       buttons=["download", "fullscreen"])
-                    sr = gr.Image(label="EIPNet", format="png", interactive=False, elem_id="sr",
-                                  buttons=["download", "fullscreen"])
-                    original = gr.Image(label="original face (aligned face, or a photo's face shown shrunk)",
-                                        format="png", interactive=False, elem_id="original",
-                                        buttons=["download", "fullscreen"])
-                download = gr.File(label="download the EIPNet PNG", elem_id="download")
-                status = gr.Markdown(elem_id="status")
-                faces = gr.Dataframe(headers=["face", "box x1 y1 x2 y2", "frame px", "what happened"],
-                                     label="faces (photo mode)", interactive=False, elem_id="faces")
-        # preprocess=False: the upload reaches `run` as a cached file and is decoded by test.py's
-        # reader, so a file that is not an image gets our message, not a decoder's traceback.
-        button.click(handler(models, out_dir), [upload, mode, upscale],
-                     [slider, bicubic, sr, original, download, faces, status],
-                     api_name="enhance", preprocess=False)
+        with gr.Tab("photo", elem_id="photo_tab"):
+            photo_tab(models, work_dir, out_dir)
+        with gr.Tab("video", elem_id="video_tab"):
+            video_tab(models, work_dir, out_dir)
     return page
 
 
