@@ -1,9 +1,10 @@
-"""A local web page for EIPNet: upload a photo or a face crop, compare bicubic and EIPNet, download the PNG.
+"""A local web page for EIPNet: upload a photo or a face crop, compare bicubic and EIPNet, download the PNG;
+or upload a short video and get it back with its faces super-resolved.
 
     pip install -r requirements-demo.txt && python demo.py     # http://127.0.0.1:7860
     python demo.py --host 0.0.0.0 --port 8080 --weight_path path/to/G_weight.ckpt   # one model, both modes
 
-Two modes, each the same functions test.py runs:
+Two modes for photos and one for videos, each the same functions test.py runs:
 - "aligned face": test.py's default path (largest centred square -> 128x128,
   the training degradation to 16x16, the generator: its default, checkpoint/CelebA);
   a 16x16 upload is taken as the LR face itself (test.py --lr_input).
@@ -15,6 +16,8 @@ Two modes, each the same functions test.py runs:
   16 px input), the page says why and shows instead what EIPNet does to the
   largest face shrunk to 16x16: the face in the real-photo path's 128 frame,
   then the aligned-face path (`faces.align.face_in_frame`).
+- "video" (a tab of its own): test.py --real_world for one video (video.clip), with the photo mode's
+  generator; an H.264 MP4 with the input's sound, played in the page and offered for download.
 
 The page never talks to anything but its own server: Gradio's analytics,
 version check and share links are off, and its fonts are served locally.
