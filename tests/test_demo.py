@@ -4,7 +4,8 @@ chromium-driver, installed by scripts/install_test_deps.sh).
 
 The server is started once for the module, as a user would (`python demo.py
 --port N`), with the bundled checkpoint. Expected images are computed here
-independently (numpy/OpenCV), not through demo.py's functions.
+independently (numpy/OpenCV), not through demo.py's functions; videos are
+made here and their results decoded here, with PyAV.
 """
 import os
 import re
@@ -16,11 +17,13 @@ import tempfile
 import time
 import urllib.request
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from conftest import ROOT
+from data.constants import FRAME
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -34,6 +37,14 @@ START_TIMEOUT = 300
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 INSTALL_HINT = "run `bash scripts/install_test_deps.sh` (as root) first, as the README's test command does"
+
+
+# The test clip: one bundled face walking in a tiny frame, with a tone; the video path takes about a
+# second a frame here, so few frames. Upscaled x2, not the page's default, to see the choice is used.
+CLIP_SIZE = (80, 48)
+CLIP_SECONDS = 1
+CLIP_FPS = 6
+CLIP_UPSCALE = 2
 
 
 def free_port():
@@ -129,6 +140,68 @@ def training_lr(path):
     top = (image.shape[0] - image.shape[1]) // 2
     hr = cv2.resize(image[top:top + image.shape[1]], (128, 128), interpolation=cv2.INTER_LINEAR)
     return hr, training_degradation(hr)
+
+
+def face_scene():
+    from data.images import read_image
+    from video.scene import Scene
+
+    return Scene([read_image(SAMPLES[0])], CLIP_SIZE, CLIP_SECONDS, CLIP_FPS)
+
+
+def face_clip(tmp_path):
+    """The test clip (CLIP_*), H.264 with an AAC tone, as video.scene writes its clips."""
+    from video.scene import write_clip
+
+    return write_clip(str(tmp_path / "clip.mp4"), face_scene(), tone_hz=440)
+
+
+def noise_clip(path, w, h, fps, frames, damaged=False):
+    """An H.264 mp4 of `frames` frames of noise at `fps`. `damaged`: its frame data zeroed and its header
+    kept, so the file's header reads and any attempt to decode a frame fails."""
+    rng = np.random.default_rng(0)
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for _ in range(frames):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rng.integers(0, 256, (h, w, 3), np.uint8),
+                                                             format="rgb24")))
+        out.mux(stream.encode())
+    if damaged:  # the writer puts the frames (mdat) before the header (moov)
+        data = bytearray(open(path, "rb").read())
+        start, end = data.index(b"mdat") + 4, data.index(b"moov") - 4
+        data[start:end] = bytes(end - start)
+        open(path, "wb").write(data)
+    return path
+
+
+def decode(path):
+    """(frames as uint8 RGB, the video stream's average rate, its codec and pixel format, the audio codecs)
+    of `path`, with PyAV alone."""
+    with av.open(path) as container:
+        video = container.streams.video[0]
+        rate, codec, pix_fmt = video.average_rate, video.codec_context.name, video.codec_context.pix_fmt
+        audio = [a.codec_context.name for a in container.streams.audio]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return frames, rate, codec, pix_fmt, audio
+
+
+def distance_to_face(scene, index, upscale):
+    """float [H, W]: each output pixel's distance to the true face's frame centre at frame `index`, and the
+    face's frame side, in output px (the scene's truth map inverted)."""
+    truth = scene.truth(0, index)
+    inv = cv2.invertAffineTransform(truth)
+    centre = inv[:, :2] @ np.full(2, (FRAME - 1) / 2) + inv[:, 2]
+    side = FRAME / np.sqrt(abs(np.linalg.det(truth[:, :2]))) * upscale
+    cx, cy = (centre + 0.5) * upscale - 0.5
+    y, x = np.mgrid[0:CLIP_SIZE[1] * upscale, 0:CLIP_SIZE[0] * upscale]
+    return np.hypot(x - cx, y - cy), side
+
+
+def enhance_video(client, path, upscale=CLIP_UPSCALE):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(path), upscale, api_name="/enhance_video")
 
 
 def psnr(a, b):
@@ -265,6 +338,72 @@ def test_concurrent_requests_queue_and_all_finish(client):
     assert len({open(r[4], "rb").read() for r in results}) == 3
 
 
+@pytest.mark.slow
+def test_video_through_api_keeps_frames_rate_and_sound_and_super_resolves_the_face(client, tmp_path):
+    clip = face_clip(tmp_path)
+    video, download, tracks, status = enhance_video(client, clip)
+    assert os.path.basename(video) == f"clip_x{CLIP_UPSCALE}_SR.mp4"
+    assert open(download, "rb").read() == open(video, "rb").read()
+    frames, rate, codec, pix_fmt, audio = decode(video)
+    inputs, input_rate, _, _, _ = decode(clip)
+    w, h = CLIP_SIZE
+    assert (codec, pix_fmt, audio) == ("h264", "yuv420p", ["aac"])  # what browsers play, with the sound
+    assert rate == input_rate == CLIP_FPS and len(frames) == len(inputs) == CLIP_SECONDS * CLIP_FPS
+    assert {f.shape for f in frames} == {(h * CLIP_UPSCALE, w * CLIP_UPSCALE, 3)}
+    # Each frame is the input's upscaled bicubically (up to the codec) but for the face, which changed.
+    scene = face_scene()
+    for k, (out, lr) in enumerate(zip(frames, inputs)):
+        bicubic = cv2.resize(lr, (w * CLIP_UPSCALE, h * CLIP_UPSCALE), interpolation=cv2.INTER_CUBIC)
+        diff = np.abs(out.astype(np.float64) - bicubic).mean(axis=2)
+        distance, side = distance_to_face(scene, k, CLIP_UPSCALE)
+        assert diff[distance > side].mean() < 3.0, k
+        assert diff[distance < 0.3 * side].mean() > 4.0, k
+    rows = tracks["data"]
+    assert rows and all(0 <= row[1] <= row[2] < len(frames) for row in rows), rows
+    improved = sum(row[-1] == "super-resolved" for row in rows)
+    assert improved >= 1, rows
+    assert re.search(rf"^Video {w}x{h} -> {w * CLIP_UPSCALE}x{h * CLIP_UPSCALE} \(x{CLIP_UPSCALE}\), {len(frames)} "
+                     rf"frames at {CLIP_FPS} fps; {len(rows)} face tracks? found, {improved} super-resolved "
+                     rf"\(faces in [0-9]+ frames\); sound kept\. Done in [0-9.]+ s, [0-9.]+ frames/s\.", status), status
+    assert status.endswith("Model: checkpoint/CelebA-real"), status  # the photo mode's generator
+
+
+@pytest.mark.slow
+def test_video_limits_are_checked_from_the_header_and_explained(client, tmp_path):
+    """Clips over the page's limits are refused from their header: their frames are zeroed, so a page
+    that decoded them first would say they are unreadable instead."""
+    from gradio_client.exceptions import AppError
+
+    from deploy.web_demo import PAGE_MAX_VIDEO_PIXELS, PAGE_MAX_VIDEO_SECONDS
+
+    def message(path, upscale=4):
+        with pytest.raises(AppError) as err:
+            enhance_video(client, path, upscale)
+        text = str(err.value)
+        assert "Traceback" not in text and "File \"" not in text
+        return text
+
+    long = noise_clip(str(tmp_path / "long.mp4"), 32, 32, 1, PAGE_MAX_VIDEO_SECONDS + 1, damaged=True)
+    assert (f"The video is {PAGE_MAX_VIDEO_SECONDS + 1:.1f} s long, over this page's limit of "
+            f"{PAGE_MAX_VIDEO_SECONDS} s: trim it") in message(long)
+    w = PAGE_MAX_VIDEO_PIXELS // 360 + 2  # an even width (H.264's frames are) just over the limit at 360 rows
+    wide = noise_clip(str(tmp_path / "wide.mp4"), w, 360, 1, 1, damaged=True)
+    assert (f"The video's frames are {w}x360 ({w * 360:,} pixels), over this page's limit of "
+            f"{PAGE_MAX_VIDEO_PIXELS:,} pixels") in message(wide)
+    text_file = tmp_path / "notes.mp4"
+    text_file.write_text("not a video")
+    text = message(str(text_file))
+    assert text.startswith("notes.mp4: not a readable video") and "Upload a video" in text, text
+    assert "upscale must be one of" in message(face_clip(tmp_path), upscale=3)
+
+    # A clip of exactly the longest length is taken (and the server is still up): no face in it, said so.
+    edge = noise_clip(str(tmp_path / "edge.mp4"), 32, 32, 1, PAGE_MAX_VIDEO_SECONDS)
+    video, _, tracks, status = enhance_video(client, edge, 4)
+    frames = decode(video)[0]
+    assert len(frames) == PAGE_MAX_VIDEO_SECONDS and frames[0].shape == (128, 128, 3)
+    assert tracks["data"] == [] and "No face found in this video" in status, status
+
+
 # ----------------------------------------------------------------- browser
 
 def loaded_size(selector):
@@ -363,3 +502,44 @@ def test_page_in_chromium_explains_a_portrait_and_shows_its_face_shrunk(server, 
     assert "No face in this photo was super-resolved" in status, status
     assert "what EIPNet does to this face shrunk to 16x16" in status and "group photo" in status, status
     assert "too large for the 8x model" in browser.find_element(By.CSS_SELECTOR, "#faces").text
+
+
+@pytest.mark.slow
+def test_page_in_chromium_has_a_video_tab_with_its_limits_sample_and_a_playable_result(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from deploy.web_demo import PAGE_MAX_VIDEO_PIXELS, PAGE_MAX_VIDEO_SECONDS
+
+    browser.get(server[0])
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+    browser.find_element(By.CSS_SELECTOR, "#video_tab-button").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#video_upload input[type=file]"))
+    about = browser.find_element(By.CSS_SELECTOR, "#video_about").text
+    assert (f"Videos up to {PAGE_MAX_VIDEO_SECONDS} s" in about and f"frames up to {PAGE_MAX_VIDEO_PIXELS:,} pixels "
+            "(a 640x360 frame)" in about and "about a second a frame" in about), about
+    # The bundled sample clip is offered: a short clip with sound, within the page's limits.
+    sample = WebDriverWait(browser, 30).until(
+        lambda d: [v.get_attribute("src") for v in d.find_elements(By.TAG_NAME, "video")
+                   if "sample_clip" in (v.get_attribute("src") or "")])
+    path = str(tmp_path / "sample.mp4")
+    urllib.request.urlretrieve(sample[0], path)
+    frames, rate, _, _, audio = decode(path)
+    h, w = frames[0].shape[:2]
+    assert audio == ["aac"] and len(frames) / rate <= PAGE_MAX_VIDEO_SECONDS and w * h <= PAGE_MAX_VIDEO_PIXELS
+
+    browser.find_element(By.CSS_SELECTOR, "#video_upload input[type=file]").send_keys(face_clip(tmp_path))
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#video_upload video"))
+    browser.find_element(By.CSS_SELECTOR, "#run_video").click()
+
+    def played(d):  # the result's size and length once the browser has read its header
+        videos = d.find_elements(By.CSS_SELECTOR, "#video_result video")
+        return videos and d.execute_script(
+            "const v = arguments[0]; return v.readyState >= 1 ? [v.videoWidth, v.videoHeight, v.duration] : null",
+            videos[0])
+    width, height, seconds = WebDriverWait(browser, 180).until(played)
+    assert [width, height] == [CLIP_SIZE[0] * 4, CLIP_SIZE[1] * 4]  # the page's default upscale
+    assert seconds == pytest.approx(CLIP_SECONDS, abs=0.2)
+    assert "super-resolved" in browser.find_element(By.CSS_SELECTOR, "#tracks").text
+    assert "sound kept" in browser.find_element(By.CSS_SELECTOR, "#video_status").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#video_download a")
