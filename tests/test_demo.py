@@ -404,6 +404,21 @@ def test_video_limits_are_checked_from_the_header_and_explained(client, tmp_path
     assert tracks["data"] == [] and "No face found in this video" in status, status
 
 
+def test_each_result_gets_a_fresh_folder_and_old_ones_go(tmp_path):
+    """Photo and video results share one folder rule: a new empty folder each, those older than
+    KEEP_SECONDS removed (mtimes set back here), younger ones kept."""
+    from deploy.web_demo import KEEP_SECONDS, fresh_folder
+
+    old, young = tmp_path / "old", tmp_path / "young"
+    for folder, age in ((old, KEEP_SECONDS + 60), (young, KEEP_SECONDS - 60)):
+        folder.mkdir()
+        (folder / "result.mp4").write_bytes(b"x")
+        os.utime(folder, (time.time() - age, time.time() - age))
+    first, second = fresh_folder(str(tmp_path)), fresh_folder(str(tmp_path))
+    assert first != second and os.listdir(first) == os.listdir(second) == []
+    assert sorted(os.listdir(tmp_path)) == sorted(["young", os.path.basename(first), os.path.basename(second)])
+
+
 # ----------------------------------------------------------------- browser
 
 def loaded_size(selector):
