@@ -45,9 +45,8 @@ KEEP_SECONDS = 3600  # results (and Gradio's copies of uploads) are deleted afte
 # A video request holds the page's one worker for the whole clip, and the video path takes about a
 # second a frame on 2 cores: ten seconds of video is already minutes of waiting for everyone queued.
 PAGE_MAX_VIDEO_SECONDS = 10
-# a 640x360 frame: the face search, the path's largest cost, grows with the frame's pixels, and faces the
-# 8x model helps are small in such a frame already; at the largest upscale its frames stay under
-# PAGE_MAX_RESULT_PIXELS, so every upscale is offered for every video the page takes
+# a 640x360 frame: the face search, the path's largest cost, grows with the frame's pixels; at the largest
+# upscale such frames stay under PAGE_MAX_RESULT_PIXELS, so every upscale is offered for every video taken
 PAGE_MAX_VIDEO_PIXELS = 640 * 360
 
 
@@ -318,7 +317,7 @@ def check_video(info, upscale):
     if seconds is None:
         raise DemoError("This video's header does not say how long it is, so the page cannot check it against its "
                         f"limit of {PAGE_MAX_VIDEO_SECONDS} s: save it as MP4 first.")
-    if round(seconds, 1) > PAGE_MAX_VIDEO_SECONDS:
+    if round(seconds, 1) > PAGE_MAX_VIDEO_SECONDS:  # a clip cut at the limit may say a few ms more
         raise DemoError(f"The video is {seconds:.1f} s long, over this page's limit of {PAGE_MAX_VIDEO_SECONDS} s: "
                         f"trim it to {PAGE_MAX_VIDEO_SECONDS} s or less first.")
     w, h = info.width, info.height
