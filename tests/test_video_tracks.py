@@ -9,6 +9,9 @@ from faces.detect import Face
 from video.tracks import (
     FADE_SECONDS,
     LINK_IOU,
+    LINK_REACH,
+    LINK_SIZE_RATIO,
+    LINK_SPEED,
     MAX_GAP_SECONDS,
     SMOOTH_SECONDS,
     Track,
@@ -267,9 +270,10 @@ def test_box_iou_matches_counted_pixels():
     np.testing.assert_allclose(box_iou(boxes[:3], boxes[3:]), counted, atol=1e-12)
 
 
-@pytest.mark.parametrize("overlap, n_tracks", [(LINK_IOU + 0.05, 1), (LINK_IOU - 0.05, 2)])
-def test_a_face_joins_a_track_only_where_its_box_overlaps_by_link_iou(overlap, n_tracks):
-    # a still face lost for a few frames, then a face beside it, its box shifted to overlap by `overlap`
+@pytest.mark.parametrize("overlap, n_tracks", [(LINK_IOU + 0.05, 1), (LINK_IOU - 0.05, 1)])
+def test_a_face_joins_a_track_where_its_box_overlaps_or_lies_within_reach(overlap, n_tracks):
+    # a still face lost for a few frames, then a face beside it, its box shifted to overlap by `overlap`:
+    # under LINK_IOU it still joins, being well within the reach of 5 frames
     side = 40.0
     shift = side * (1 - overlap) / (1 + overlap)
     detections = {f: [] if 10 <= f < 14 else [make_face((100.0 + shift * (f >= 14), 100.0), side)]
@@ -277,6 +281,31 @@ def test_a_face_joins_a_track_only_where_its_box_overlaps_by_link_iou(overlap, n
     chains = link(detections, 25.0)
     assert box_iou(detections[9][0].box, detections[14][0].box)[0, 0] == pytest.approx(overlap)
     assert [len(chain) for chain in chains] == ([26] if n_tracks == 1 else [10, 16])
+
+
+@pytest.mark.parametrize("fps, sides, scale, n_tracks", [
+    (25.0, 0.9 * LINK_SPEED * 4 / 25, 1.0, 1),    # a small face moving fast, no overlap: within reach
+    (25.0, 1.1 * LINK_SPEED * 4 / 25, 1.0, 2),    # beyond LINK_SPEED box sides a second
+    (100.0, 0.9 * LINK_REACH, 1.0, 1),            # the reach's floor, where little time went by
+    (100.0, 1.1 * LINK_REACH, 1.0, 2),
+    (25.0, 1.2, 0.95 * LINK_SIZE_RATIO, 1),       # near, and of a size the face could have grown to
+    (25.0, 1.2, 1.05 * LINK_SIZE_RATIO, 2),       # near, but too large to be the same face
+])
+def test_a_face_beyond_the_overlap_joins_within_link_speed_of_a_like_size(fps, sides, scale, n_tracks):
+    # two searches 4 frames apart: the face jumps `sides` box sides to the right and is `scale` times larger
+    side = 12.0
+    detections = {0: [make_face((100.0, 100.0), side)], 4: [make_face((100.0 + sides * side, 100.0), side * scale)]}
+    assert len(link(detections, fps)) == n_tracks
+
+
+def test_an_overlapping_face_outranks_a_nearer_looking_one():
+    # the track's face overlaps the first candidate by more than LINK_IOU; the second lies within reach only
+    side = 20.0
+    detections = {0: [make_face((100.0, 100.0), side)],
+                  2: [make_face((104.0, 100.0), side), make_face((100.0, 100.0 + 1.2 * side), side)]}
+    chains = link(detections, 25.0)
+    assert [len(c) for c in chains] == [2, 1]
+    assert chains[0][1][1].box[0] == detections[2][0].box[0]
 
 
 def test_detections_outside_the_clip_and_a_rate_of_zero_are_refused():

@@ -30,6 +30,14 @@ LINK_IOU = 0.3
 # across a missed detection, and a fit over several detections keeps the boxes' pixel noise, divided
 # by the frames between them, out of the velocity while still following a change of direction soon.
 VELOCITY_DETECTIONS = 5
+# A face whose box misses its track's predicted one (a track's first link has no velocity yet, and a
+# small face moves its own width in a few frames) still joins it when the centres lie within
+# LINK_SPEED box sides per second since the track's last detection (at least LINK_REACH box sides) and
+# the sides differ by under LINK_SIZE_RATIO: faster than a person walks across a wide shot; such links
+# rank below every IoU link.
+LINK_SPEED = 8.0
+LINK_REACH = 0.5
+LINK_SIZE_RATIO = 1.5
 # A track whose face has gone unfound at the searches over more than this ends: a blink, a blur or a
 # hand passing is bridged (interpolated through), a face that left and came back starts a new track.
 MAX_GAP_SECONDS = 0.5
@@ -94,12 +102,31 @@ def predicted_box(chain, frame):
     return last_box + velocity * (frame - last_frame)
 
 
+def link_scores(live, faces, frame, fps):
+    """float64 [len(live), len(faces)]: how well each face continues each track at `frame`: the IoU with its
+    predicted box where it reaches LINK_IOU, else under LINK_IOU by the centres' distance within the reach
+    (see LINK_SPEED), else 0 (refused)."""
+    predicted = np.array([predicted_box(chain, frame) for chain in live])
+    boxes = np.array([face.box for face in faces], np.float64)
+    iou = box_iou(predicted, boxes)
+    side_p = (predicted[:, 2:] - predicted[:, :2]).mean(1)[:, None]
+    side_f = (boxes[:, 2:] - boxes[:, :2]).mean(1)[None, :]
+    centres_p = (predicted[:, :2] + predicted[:, 2:]) / 2
+    centres_f = (boxes[:, :2] + boxes[:, 2:]) / 2
+    distance = np.linalg.norm(centres_p[:, None] - centres_f[None], axis=-1) / side_p
+    elapsed = np.array([(frame - chain[-1][0]) / fps for chain in live])[:, None]
+    reach = np.maximum(LINK_REACH, LINK_SPEED * elapsed)
+    similar = np.maximum(side_p / side_f, side_f / side_p) < LINK_SIZE_RATIO
+    near = np.where(similar & (distance < reach), LINK_IOU * (1 - distance / reach) / 2, 0.0)
+    return np.where(iou >= LINK_IOU, iou, near)
+
+
 def link(detections, fps, max_gap=MAX_GAP_SECONDS):
     """Each face's detections, linked across the searched frames: [[(frame, Face), ...] in frame order, ...].
 
     detections: {frame index: [Face, ...]}, one entry per searched frame (empty where none was found).
-    At each searched frame the open tracks' predicted boxes (`predicted_box`) are matched to its faces
-    by the assignment of largest total IoU (Hungarian), pairs under LINK_IOU refused; a face left over
+    At each searched frame the open tracks are matched to its faces by the assignment of largest total
+    `link_scores` (Hungarian: IoU with the predicted box, else nearness), refused pairs left out; a face left over
     starts a track. A track ends once the searches that missed it span more than `max_gap` seconds
     after its last detection. Tracks come in the order they started.
     """
@@ -115,11 +142,9 @@ def link(detections, fps, max_gap=MAX_GAP_SECONDS):
         faces = list(detections[frame])
         matched = set()
         if live and faces:
-            predicted = np.array([predicted_box(chain, frame) for chain in live])
-            iou = box_iou(predicted, [face.box for face in faces])
-            iou[iou < LINK_IOU] = 0.0   # refused pairs add nothing, so they cannot displace allowed ones
-            for row, col in zip(*linear_sum_assignment(iou, maximize=True)):
-                if iou[row, col] > 0:
+            score = link_scores(live, faces, frame, fps)   # refused pairs score 0: they displace no allowed one
+            for row, col in zip(*linear_sum_assignment(score, maximize=True)):
+                if score[row, col] > 0:
                     live[row].append((frame, faces[col]))
                     matched.add(col)
         live += [[(frame, face)] for col, face in enumerate(faces) if col not in matched]
