@@ -25,7 +25,7 @@ from metrics.quality import psnr
 from models import CheckpointError
 from utils import fail, to_uint8, write_png
 from video.clip import super_resolve_video
-from video.io import VIDEO_EXTENSIONS, VideoReader, VideoReadError
+from video.io import PLAYABLE_PIXELS, VIDEO_EXTENSIONS, VideoReader, VideoReadError
 from video.scene import Scene, write_clip
 
 PROG = "demo.py"
@@ -45,8 +45,7 @@ KEEP_SECONDS = 3600  # results (and Gradio's copies of uploads) are deleted afte
 # A video request holds the page's one worker for the whole clip, and the video path takes about a
 # second a frame on 2 cores: ten seconds of video is already minutes of waiting for everyone queued.
 PAGE_MAX_VIDEO_SECONDS = 10
-# a 640x360 frame: the face search, the path's largest cost, grows with the frame's pixels; at the largest
-# upscale such frames stay under PAGE_MAX_RESULT_PIXELS, so every upscale is offered for every video taken
+# a 640x360 frame: the face search, the path's largest cost, grows with the frame's pixels
 PAGE_MAX_VIDEO_PIXELS = 640 * 360
 
 
@@ -57,7 +56,10 @@ def widescreen(pixels):
 
 VIDEO_LIMITS_TEXT = (f"Videos up to {PAGE_MAX_VIDEO_SECONDS} s and {MAX_FILE_SIZE[:-2]} MB, frames up to "
                      f"{PAGE_MAX_VIDEO_PIXELS:,} pixels (a {widescreen(PAGE_MAX_VIDEO_PIXELS)} frame); result frames "
-                     f"up to {PAGE_MAX_RESULT_PIXELS / 1e6:g} megapixels. On a 2-core CPU the video path takes about a "
+                     f"up to {PLAYABLE_PIXELS / 1e6:.3g} megapixels, what browsers play (a "
+                     f"{widescreen(PAGE_MAX_VIDEO_PIXELS)} video up to x"
+                     f"{max(u for u in UPSCALES if PAGE_MAX_VIDEO_PIXELS * u * u <= PLAYABLE_PIXELS)}). "
+                     f"On a 2-core CPU the video path takes about a "
                      f"second a frame: a {PAGE_MAX_VIDEO_SECONDS} s clip at 25 frames/s takes minutes.")
 
 # The bundled sample clip (video.scene): faces walking in a small 16:9 frame, at the 16-22 px the model
@@ -153,18 +155,18 @@ def check_pixels(w, h):
                         f"{PAGE_MAX_UPLOAD_PIXELS / 1e6:g} megapixels: downscale it first.")
 
 
-def check_upscale(w, h, upscale, what="photo"):
-    """upscale as an int from UPSCALES whose result (a w x h `what` upscaled) fits PAGE_MAX_RESULT_PIXELS;
+def check_upscale(w, h, upscale, what="photo", limit=PAGE_MAX_RESULT_PIXELS):
+    """upscale as an int from UPSCALES whose result (a w x h `what` upscaled) fits `limit` pixels;
     DemoError otherwise."""
     if upscale not in UPSCALES and str(upscale) not in map(str, UPSCALES):
         raise DemoError(f"upscale must be one of {', '.join(map(str, UPSCALES))}, got {upscale!r}.")
     upscale = int(upscale)
-    if h * w * upscale ** 2 > PAGE_MAX_RESULT_PIXELS:
-        fits = [u for u in UPSCALES if h * w * u ** 2 <= PAGE_MAX_RESULT_PIXELS]
+    if h * w * upscale ** 2 > limit:
+        fits = [u for u in UPSCALES if h * w * u ** 2 <= limit]
         hint = f"choose upscale {fits[-1]} or less" if fits else f"downscale the {what} first"
         raise DemoError(f"A {w}x{h} {what} at x{upscale} would be {w * upscale}x{h * upscale} "
                         f"({w * h * upscale ** 2 / 1e6:.1f} megapixels), over this page's limit of "
-                        f"{PAGE_MAX_RESULT_PIXELS / 1e6:g} megapixels: {hint}.")
+                        f"{limit / 1e6:.3g} megapixels: {hint}.")
     return upscale
 
 
@@ -325,7 +327,7 @@ def check_video(info, upscale):
         raise DemoError(f"The video's frames are {w}x{h} ({w * h:,} pixels), over this page's limit of "
                         f"{PAGE_MAX_VIDEO_PIXELS:,} pixels (a {widescreen(PAGE_MAX_VIDEO_PIXELS)} frame): "
                         f"shrink it first.")
-    return check_upscale(w, h, upscale, "video")
+    return check_upscale(w, h, upscale, "video", PLAYABLE_PIXELS)
 
 
 def track_rows(faces):

@@ -395,6 +395,10 @@ def test_video_limits_are_checked_from_the_header_and_explained(client, tmp_path
     text = message(str(text_file))
     assert text.startswith("notes.mp4: not a readable video") and "Upload a video" in text, text
     assert "upscale must be one of" in message(face_clip(tmp_path), upscale=3)
+    # the largest frame taken, at x8, would not play in browsers' decoders: refused with the upscale that fits
+    largest = noise_clip(str(tmp_path / "largest.mp4"), 640, 360, 1, 1, damaged=True)
+    assert ("A 640x360 video at x8 would be 5120x2880 (14.7 megapixels), over this page's limit of 9.44 "
+            "megapixels: choose upscale 4 or less") in message(largest, upscale=8)
 
     # A clip of exactly the longest length is taken (and the server is still up): no face in it, said so.
     edge = noise_clip(str(tmp_path / "edge.mp4"), 32, 32, 1, PAGE_MAX_VIDEO_SECONDS)

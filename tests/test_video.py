@@ -195,6 +195,24 @@ def test_a_file_that_only_claims_to_be_a_video_is_refused_in_one_line(model, tmp
     assert sorted(os.listdir(tmp_path)) == ["fake.mp4"]
 
 
+def test_a_cut_off_video_is_super_resolved_up_to_where_decoding_stopped(scene, model, tmp_path):
+    from video.clip import super_resolve_video
+    from video.scene import write_clip
+
+    # Matroska keeps its index in front: cut short, the frames before the cut still decode
+    whole = write_clip(str(tmp_path / "whole.mkv"), scene)
+    cut = tmp_path / "cut.mkv"
+    data = open(whole, "rb").read()
+    cut.write_bytes(data[:len(data) * 6 // 10])
+    readable = len(decode(str(cut)))
+    assert 0 < readable < scene.count
+    result = super_resolve_video(str(cut), str(tmp_path / "cut_SR.mp4"), model.predict, progress=False)
+    assert result.stopped is not None and f"stopped at frame {readable}" in result.stopped
+    assert "cut.mkv" in result.stopped and "\n" not in result.stopped
+    assert result.frames == readable == len(decode(result.path))
+    assert result.report("cut.mkv").splitlines()[-1] == result.stopped
+
+
 @pytest.mark.slow
 def test_test_py_on_a_folder_of_a_photo_a_video_and_a_broken_video(clip, tmp_path):
     folder = tmp_path / "in"
@@ -219,12 +237,18 @@ def test_test_py_on_a_folder_of_a_photo_a_video_and_a_broken_video(clip, tmp_pat
     assert entry["frames"] == SECONDS * FPS and entry["fps"] == FPS and entry["audio"] == "aac"
     assert [f["status"] for f in entry["faces"]] == [ph.SUPER_RESOLVED] * 2
     assert summary["videos"] == 1 and summary["photos"] == 1 and summary["skipped"] == 1
-    # one video named as --test_path: its output beside the others' in a new run folder
+    # one video named as --test_path, through the int8 generator: its output in a new run folder beside the first
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
     again = subprocess.run([sys.executable, "test.py", "--real_world", "--test_path", str(folder / "clip.mp4"),
-                            "--image_save_path", str(out), "--upscale", "2", "--detect_every", "3"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+                            "--image_save_path", str(out), "--upscale", "2", "--detect_every", "3", "--int8"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert len(decode(str(out / "run_2" / "clip_SR.mp4"))) == SECONDS * FPS
+    frames = decode(str(out / "run_2" / "clip_SR.mp4"))
+    assert len(frames) == SECONDS * FPS and frames[0].shape == (LR_SIZE[1] * 2, LR_SIZE[0] * 2, 3)
+    with open(out / "run_2" / "summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    assert summary["precision"] == "int8" and summary["videos"] == 1
+    assert [f["status"] for f in summary["photos_report"]["clip.mp4"]["faces"]] == [ph.SUPER_RESOLVED] * 2
 
 
 def test_align_frame_side_of_the_truth_agrees_with_the_scene(scene):

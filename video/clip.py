@@ -26,7 +26,7 @@ from tqdm import tqdm
 from data.constants import COMPRESSED_MATCH_SIGMA, SCALE
 from faces import align, detect, paste, photo as ph, sizes
 from video import tracks as tr
-from video.io import VideoReader, VideoWriter
+from video.io import PLAYABLE_PIXELS, VideoReader, VideoWriter
 
 # Faces are searched every DETECT_EVERY frames and followed by interpolation between searches:
 # detection is the path's largest cost, and faces move little in a few frames
@@ -69,6 +69,9 @@ class VideoResult:
             if self.count(status):
                 parts.append(f"{self.count(status)} {status}")
         parts.append("audio kept" if self.audio else "no audio")
+        if self.size[0] * self.size[1] > PLAYABLE_PIXELS:
+            parts.append(f"{self.size[0]}x{self.size[1]}: larger than browsers and phones may play (a lower "
+                         "--upscale keeps it under 4096x2304)")
         line = f"{name}: " + "; ".join(parts) + f" [{self.seconds['total']:.1f} s, {fps:.2f} frames/s]"
         return line + (f"\n{self.stopped}" if self.stopped else "")
 

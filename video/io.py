@@ -29,6 +29,12 @@ CRF = 18
 # with files no larger at the same CRF and fidelity a little below it, small beside what the
 # super-resolution changes; "ultrafast" is faster again but makes files several times larger.
 PRESET = "veryfast"
+# Frames up to 4096x2304 (H.264 level 5.1's largest): what the hardware decoders of browsers and phones
+# play; a larger video is written all the same, but may not play everywhere.
+PLAYABLE_PIXELS = 4096 * 2304
+# A file whose frames end this share short of its header's count was cut off (a Matroska or WebM file cut
+# short ends quietly, without a decoding error); less is the count's rounding (duration x rate).
+SHORT_BY = 0.05
 # Audio codecs copied into each container unchanged: those browsers play from mp4/mov. A container not
 # listed (mkv) takes any codec its muxer accepts; any other codec is transcoded to AAC.
 AUDIO_COPY = {".mp4": ("aac", "mp3"), ".mov": ("aac", "mp3")}
@@ -119,8 +125,8 @@ class VideoReader:
 
     def __iter__(self):
         """Yields the frames in order (iterate once). A decoding or demuxing error after frame k ends the iteration and
-        sets `stopped` to a one-line warning; an error before any frame raises VideoReadError, as does a
-        stream that ends without one."""
+        sets `stopped` to a one-line warning, as does a stream ending SHORT_BY short of its header's count;
+        an error before any frame raises VideoReadError, as does a stream that ends without one."""
         count = 0
         try:
             for packet in self._container.demux(self._stream):
@@ -139,6 +145,9 @@ class VideoReader:
             return
         if count == 0:
             raise VideoReadError(f"{self.path}: not a readable video (no frame decoded)")
+        if self.info.frames and count < self.info.frames * (1 - SHORT_BY):
+            self.stopped = (f"{self.path}: decoding stopped at frame {count} (the file ends before the "
+                            f"{self.info.frames} frames its header gives): {count} frames read")
 
     def close(self):
         """Closes the file; the reader yields nothing after."""
