@@ -117,12 +117,12 @@ def face_in_frame(photo, matrix):
     return cv2.resize(face, (FRAME, FRAME), interpolation=cv2.INTER_AREA) if k > 1 else face
 
 
-def input_crop(photo, matrix, grow=1.25):
+def input_crop(photo, matrix, grow=1.25, multiple=1):
     """(crop uint8 [n, n, 3], photo -> output map 2x3) for the face whose 128-frame map is `matrix`.
 
     The generator's input is the photo's own pixels: an n x n square about the
     face's frame centre at the photo's resolution, shifted by whole pixels, with
-    n = max(16, frame side x `grow`). Any other similarity would resample the
+    n = max(16, frame side x `grow`), rounded up to a multiple of `multiple`. Any other similarity would resample the
     face before the model sees it, and that blur costs more than the model's
     whole gain (docs/evaluation.md, 'Real photos'); the generator is convolutional, so
     a face whose frame is not exactly 16 px is still an 8x super-resolution of
@@ -131,6 +131,7 @@ def input_crop(photo, matrix, grow=1.25):
     Pixels beyond the photo's edge repeat the edge.
     """
     n = max(LR_SIZE, math.ceil(frame_side(matrix) * grow - 1e-6))
+    n = -(-n // multiple) * multiple
     centre = invert(matrix) @ np.array([(FRAME - 1) / 2, (FRAME - 1) / 2, 1.0])
     x0, y0 = (int(round(c - (n - 1) / 2)) for c in centre)
     crop = cv2.warpAffine(photo, np.array([[1.0, 0, -x0], [0, 1.0, -y0]]), (n, n), flags=cv2.INTER_NEAREST,

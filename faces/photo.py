@@ -120,9 +120,11 @@ def status_of(size, frame_px, min_face=MIN_FACE, max_frame=MAX_FRAME, force_larg
     return SUPER_RESOLVED
 
 
-def generate(inputs, predict, raw_output=False, match_sigma=0.0):
+def generate(inputs, predict, raw_output=False, match_sigma=0.0, full_batches=False):
     """The generator's outputs (uint8 [8n, 8n, 3]) for input crops (uint8 [n, n, 3], any mix of sizes,
-    e.g. faces of several video frames), corrected by `match_input` with `match_sigma` unless `raw_output`."""
+    e.g. faces of several video frames), corrected by `match_input` with `match_sigma` unless `raw_output`.
+    `full_batches` pads each call to its size's full batch (repeating its last crop), so a long run
+    meets few input shapes: the generator's memory grows with every shape it has run."""
     outputs = [None] * len(inputs)
     by_size = {}
     for k, crop in enumerate(inputs):
@@ -131,7 +133,8 @@ def generate(inputs, predict, raw_output=False, match_sigma=0.0):
         step = max(1, MAX_BATCH_PIXELS // (n * SCALE) ** 2)
         for i in range(0, len(same_size), step):
             ks = same_size[i:i + step]
-            for k, sr in zip(ks, _run_predict(predict, np.stack([inputs[k] for k in ks]))):
+            batch = [inputs[k] for k in ks] + [inputs[ks[-1]]] * ((step - len(ks)) if full_batches else 0)
+            for k, sr in zip(ks, _run_predict(predict, np.stack(batch))):
                 outputs[k] = to_uint8(sr if raw_output else match_input(sr, inputs[k], match_sigma))
     return outputs
 

@@ -255,3 +255,31 @@ def test_align_frame_side_of_the_truth_agrees_with_the_scene(scene):
     # the scene's faces span the sizes the model exists for, in the shrunk clip
     sides = [align.frame_side(t) for i in range(0, scene.count, 5) for t in scene.truths(i)]
     assert 16 - 1e-6 <= min(sides) and max(sides) <= 22 + 1e-6 and max(sides) - min(sides) > 2
+
+
+def test_video_crops_and_batches_come_in_few_shapes_with_the_same_outputs():
+    """The video path's crops (sides a multiple of CROP_MULTIPLE) in full batches: the generator sees few
+    input shapes however long the clip, and each face's output is what it would be alone."""
+    from video.clip import CROP_MULTIPLE
+
+    rng = np.random.default_rng(4)
+    photo = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    sides = [16.5, 18.0, 19.3, 21.9, 23.0, 17.2, 20.4]
+    matrices = [align.similarity_matrix(np.array([[0, 0], [FRAME, FRAME]]), np.array([[20 + 25 * k, 30],
+                [20 + 25 * k + s, 30 + s]])) for k, s in enumerate(sides)]
+    matrices = [align.invert(m) for m in matrices]   # photo -> frame
+    crops = [align.input_crop(photo, m, multiple=CROP_MULTIPLE)[0] for m in matrices]
+    plain = [align.input_crop(photo, m)[0] for m in matrices]
+    for crop, alone in zip(crops, plain):
+        assert crop.shape[0] % CROP_MULTIPLE == 0 and alone.shape[0] <= crop.shape[0] < alone.shape[0] + CROP_MULTIPLE
+    seen = []
+
+    def bicubic(lr):
+        seen.append(lr.shape)
+        return np.stack([cv2.resize(x, None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC) for x in lr])
+
+    padded = ph.generate(crops, bicubic, raw_output=True, full_batches=True)
+    steps = {n: max(1, ph.MAX_BATCH_PIXELS // (n * 8) ** 2) for n in {c.shape[0] for c in crops}}
+    assert seen and all(shape[0] == steps[shape[1]] for shape in seen)
+    for crop, out in zip(crops, padded):
+        np.testing.assert_array_equal(out, ph.generate([crop], bicubic, raw_output=True)[0])

@@ -35,6 +35,10 @@ DETECT_EVERY = 2
 # Frames whose faces go through the generator together (with faces.photo's MAX_BATCH_PIXELS): fewer,
 # larger calls; only these low-resolution frames are held, each is upscaled when it is written.
 BATCH_FRAMES = 4
+# Faces go to the generator as crops of a multiple of CROP_MULTIPLE px, in full batches: a clip then
+# meets a few input shapes however long it is, and the generator's memory, which grows with each new
+# shape, stays flat (docs/evaluation.md, "Video").
+CROP_MULTIPLE = 8
 # Each pasted face is this much its previous frame's (moved by the face's motion), the rest the
 # generator's own: the generator's output of a compressed face changes with the codec's noise from
 # frame to frame, which a viewer sees as flicker (docs/evaluation.md, "Video").
@@ -124,10 +128,10 @@ def render(frames, first_index, chosen, predict, writer, upscale, raw_output, ma
     for k, frame in enumerate(frames):
         for track, landmarks, weight in tr.at_frame(chosen, first_index + k):
             matrix = align.frame_matrix(landmarks)
-            crop, image_map = align.input_crop(frame, matrix)
+            crop, image_map = align.input_crop(frame, matrix, multiple=CROP_MULTIPLE)
             jobs.append((k, id(track), crop, image_map, matrix, weight))
     start = time.perf_counter()
-    outputs = ph.generate([j[2] for j in jobs], predict, raw_output, match_sigma)
+    outputs = ph.generate([j[2] for j in jobs], predict, raw_output, match_sigma, full_batches=True)
     seconds = time.perf_counter() - start
     with_face = set()
     for k, frame in enumerate(frames):
