@@ -26,7 +26,7 @@ from models import CheckpointError
 from utils import fail, to_uint8, write_png
 from video.clip import super_resolve_video
 from video.io import PLAYABLE_PIXELS, VIDEO_EXTENSIONS, VideoReader, VideoReadError
-from video.scene import Scene, write_clip
+from video.scene import TONE_HZ, Scene, write_clip
 
 PROG = "demo.py"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,12 +64,11 @@ VIDEO_LIMITS_TEXT = (f"Videos up to {PAGE_MAX_VIDEO_SECONDS} s and {MAX_FILE_SIZ
 
 # The bundled sample clip (video.scene): faces walking in a small 16:9 frame, at the 16-22 px the model
 # is made for; two faces, so the table shows two tracks; few frames, as the path is slow, yet enough for
-# the faces to move; a tone, so the kept sound can be heard.
+# the faces to move; video.scene's tone, so the kept sound can be heard.
 SAMPLE_CLIP_FACES = 2
 SAMPLE_CLIP_SIZE = (160, 90)
 SAMPLE_CLIP_SECONDS = 3
 SAMPLE_CLIP_FPS = 10
-SAMPLE_CLIP_TONE_HZ = 440
 
 # The low end of the faces the real-photo benchmark found and improved (docs/evaluation.md, "On real photos").
 ABOUT_SMALLEST = 10
@@ -415,7 +414,7 @@ def video_samples(folder):
     """[[path, upscale]]: a clip of the bundled faces walking, with a tone (video.scene), written to folder."""
     faces = [read_image(p) for p in list_images(SAMPLES_DIR)[:SAMPLE_CLIP_FACES]]
     scene = Scene(faces, SAMPLE_CLIP_SIZE, SAMPLE_CLIP_SECONDS, SAMPLE_CLIP_FPS)
-    clip = write_clip(os.path.join(folder, "sample_clip.mp4"), scene, tone_hz=SAMPLE_CLIP_TONE_HZ)
+    clip = write_clip(os.path.join(folder, "sample_clip.mp4"), scene, tone_hz=TONE_HZ)
     return [[clip, DEFAULT_UPSCALE]]
 
 

@@ -32,10 +32,8 @@ from faces.bench import cpu_label, frame_centre, region_psnr
 from utils import fail
 from video.clip import DETECT_EVERY, super_resolve_video
 from video.io import VideoReader
-from video.scene import INPUT_CRF, Scene, write_clip
+from video.scene import INPUT_CRF, TONE_HZ, Scene, write_clip
 from video.tracks import at_frame
-
-TONE_HZ = 440   # the clip's audio: a tone, so a lost or shifted track is heard and measured
 
 
 def face_region(truth, shape, upscale):

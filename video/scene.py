@@ -4,7 +4,7 @@ background, rendered at full resolution, shrunk and H.264 compressed as a video 
 
     scene = Scene(faces, lr_size=(160, 90), seconds=2, fps=10, seed=0)
     for hr, truths in scene.frames(): ...       # uint8 [8h, 8w, 3], one 2x3 map per face
-    write_clip("clip.mp4", scene, crf=INPUT_CRF, tone_hz=440)
+    write_clip("clip.mp4", scene, crf=INPUT_CRF, tone_hz=TONE_HZ)
 
 A face's frame side (the 128 training frame, in shrunk-frame px) swings between FRAME_PX and
 FRAME_PX + FRAME_SWING; its centre swings about its lane's centre. Everything is a function of the
@@ -29,6 +29,8 @@ REACH = 0.6
 # x264's constant rate factor of the shrunk clip: its default, what an encoder a user did not tune writes.
 INPUT_CRF = 23
 AUDIO_RATE = 48000
+# The clips' sound: a tone, so a lost, cut or shifted track is heard, and measured by its frequency.
+TONE_HZ = 440
 
 
 class Scene:
