@@ -174,6 +174,69 @@ def test_smoothing_and_blending_steady_the_faces(clip, model, result, scene, mon
     assert flicker(result.path, scene) < 0.8 * flicker(shaky.path, scene)
 
 
+def test_the_previous_face_carries_where_the_faces_agree_and_falls_off_where_they_differ():
+    from video import clip as vc
+
+    face = np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).astype(np.float32)
+    inside = np.ones((64, 64), bool)
+    inside[:, :8] = False
+    for change in (0.0, vc.BLEND_TOLERANCE, 2 * vc.BLEND_TOLERANCE):
+        share = vc.carried_share(face, face + change, inside, 0.5)
+        assert share.shape == (64, 64, 1) and share.dtype == np.float32
+        np.testing.assert_allclose(share[:, 8:, 0], 0.5 * np.exp(-(change / vc.BLEND_TOLERANCE) ** 2), atol=1e-5)
+        assert not share[:, :8].any()
+    # an eye closing: only there does the previous face's share fall
+    moved = face.copy()
+    moved[24:40, 32:48] += 4 * vc.BLEND_TOLERANCE
+    share = vc.carried_share(face, moved, inside, 0.5)[..., 0]
+    assert share[32, 40] < 0.01 and share[4, 60] == pytest.approx(0.5, abs=1e-3)
+
+
+def swapping_scene(scene):
+    """`scene`'s clip in which its two faces swap lanes, crossfading from SWAP_AT for SWAP_SECONDS."""
+    from video.scene import Scene
+
+    class Swapping(Scene):
+        def mix(self, index):
+            return float(np.clip((index / float(self.fps) - SWAP_AT) / SWAP_SECONDS, 0, 1))
+
+        def frame(self, index):
+            a, b = self.originals
+            m = self.mix(index)
+            self.faces = [np.rint((1 - m) * x + m * y).astype(np.uint8) for x, y in ((a, b), (b, a))]
+            return super().frame(index)
+
+    swapping = Swapping(scene.faces, LR_SIZE, SECONDS, FPS, seed=3, factor=UPSCALE)
+    swapping.originals = [f.astype(np.float32) for f in scene.faces]
+    return swapping
+
+
+SWAP_AT, SWAP_SECONDS = 1.0, 0.3
+
+
+def test_a_face_that_changes_is_not_ghosted_by_the_blend(scene, model, tmp_path):
+    """Faces that change (here: swap, a strong change) come out as well as without any blend while and
+    just after they change: the previous face is not carried where the two differ."""
+    from video.clip import super_resolve_video
+    from video.scene import write_clip
+
+    swapping = swapping_scene(scene)
+    clip = write_clip(str(tmp_path / "swap.mp4"), swapping)
+    changing = [i for i in range(swapping.count) if swapping.mix(i) > 0][:8]   # while and 0.5 s after
+    gains = {}
+    for blend in (0.0, 0.5):
+        out = super_resolve_video(clip, str(tmp_path / f"swap_{blend}.mp4"), model.predict, upscale=UPSCALE,
+                                  blend=blend, progress=False)
+        outputs, inputs = decode(out.path), decode(clip)
+        per = []
+        for index in changing:
+            hr, truths = swapping.frame(index)
+            bicubic = cv2.resize(inputs[index], outputs[index].shape[1::-1], interpolation=cv2.INTER_CUBIC)
+            per += [psnr(outputs[index], hr, r) - psnr(bicubic, hr, r) for r in (disc(t, hr.shape) for t in truths)]
+        gains[blend] = np.mean(per)
+    assert gains[0.5] >= gains[0.0] - 0.15, gains
+
+
 def test_too_large_a_frame_is_refused_before_anything_is_written(clip, model, tmp_path):
     from video.clip import super_resolve_video
 

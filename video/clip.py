@@ -39,10 +39,15 @@ BATCH_FRAMES = 4
 # meets a few input shapes however long it is, and the generator's memory, which grows with each new
 # shape, stays flat (docs/evaluation.md, "Video").
 CROP_MULTIPLE = 8
-# Each pasted face is this much its previous frame's (moved by the face's motion), the rest the
-# generator's own: the generator's output of a compressed face changes with the codec's noise from
-# frame to frame, which a viewer sees as flicker (docs/evaluation.md, "Video").
+# Each pasted face is up to TEMPORAL_BLEND its previous frame's (moved by the face's motion), the rest
+# the generator's own: the generator's output of a compressed face changes with the codec's noise from
+# frame to frame, which a viewer sees as flicker. Where the two differ by about BLEND_TOLERANCE grey
+# levels (their difference smoothed over BLEND_SMOOTH input px) the face itself changed, a blink or a
+# word, and the previous face's share falls off (Gaussian in the difference), so the change is not
+# ghosted (docs/evaluation.md, "Video").
 TEMPORAL_BLEND = 0.5
+BLEND_TOLERANCE = 15.0
+BLEND_SMOOTH = 0.5
 
 
 @dataclasses.dataclass
@@ -119,11 +124,18 @@ def carry_over(previous, image_map, matrix, shape):
     return moved, inside
 
 
+def carried_share(face, moved, inside, blend):
+    """float32 [H, W, 1]: the share of the previous face `moved` in this frame's `face` (both float32
+    [H, W, 3]; `inside`: bool [H, W], where `moved` has pixels), `blend` where they agree."""
+    change = cv2.GaussianBlur(np.abs(face - moved).mean(axis=-1), (0, 0), BLEND_SMOOTH * SCALE)
+    return (blend * np.exp(-(change / BLEND_TOLERANCE) ** 2) * inside)[..., None].astype(np.float32)
+
+
 def render(frames, first_index, chosen, predict, writer, upscale, raw_output, match_sigma, memory, blend):
     """Write `frames` (consecutive from `first_index`) upscaled, with the faces of the `chosen` tracks
-    super-resolved in one `faces.photo.generate` call, each blended with `blend` of its previous frame's
-    face moved by the face's motion (`memory`: track -> that face, kept across calls); returns (frames
-    with a face, generator seconds)."""
+    super-resolved in one `faces.photo.generate` call, each blended with up to `blend` of its previous
+    frame's face moved by the face's motion (`carried_share`; `memory`: track -> that face, kept across
+    calls); returns (frames with a face, generator seconds)."""
     jobs = []   # (frame in batch, track, crop, image map, face matrix, weight)
     for k, frame in enumerate(frames):
         for track, landmarks, weight in tr.at_frame(chosen, first_index + k):
@@ -144,7 +156,7 @@ def render(frames, first_index, chosen, predict, writer, upscale, raw_output, ma
             previous = memory.get(track)
             if blend and previous is not None and previous[0] == first_index + k - 1:
                 moved, inside = carry_over(previous[1:], image_map, matrix, face.shape)
-                face[inside] = (1 - blend) * face[inside] + blend * moved[inside]
+                face += carried_share(face, moved, inside, blend) * (moved - face)
             memory[track] = (first_index + k, face, image_map, matrix)
             paste.paste(canvas, face, image_map, matrix, upscale, weight)
             with_face.add(k)
