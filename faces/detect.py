@@ -43,14 +43,14 @@ PYRAMID_FACTOR = 0.709
 FACE_OVERLAP = 0.7   # intersection / smaller box above which two O-Net boxes are one face (mtcnn's own)
 VOTE_IOU = 0.5
 DETECT_VOTES = 4
-# Boxes under SMALL_FACE_BOX photo px (faces of ~16 px frames, JPEG blocks as big as their eyes) score
+# Boxes under SMALL_FACE_BOX photo px (faces of frames up to ~26 px, JPEG blocks as big as their eyes) score
 # lower in R- and O-Net, so they are accepted on SMALL_RNET/ONET_THRESHOLD with SMALL_FACE_VOTES
 # boxes (more than DETECT_VOTES, against the non-faces the looser scores let through); such a face is
 # dropped where it touches a strictly accepted face's box grown NEIGHBOUR_GROW times about its centre,
 # where the looser scores mostly found hair and parts of that face, and where its box comes within
 # EDGE_MARGIN photo px of the photo's edge, where they found cut-off hair and shoulders
 # (docs/evaluation.md, "Detection on compressed photos").
-SMALL_FACE_BOX = 12
+SMALL_FACE_BOX = 20
 SMALL_RNET_THRESHOLD, SMALL_ONET_THRESHOLD = 0.5, 0.5
 SMALL_FACE_VOTES = 5
 NEIGHBOUR_GROW = 1.5
