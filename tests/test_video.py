@@ -185,6 +185,14 @@ def test_the_previous_face_carries_where_the_faces_agree_and_falls_off_where_the
         assert share.shape == (64, 64, 1) and share.dtype == np.float32
         np.testing.assert_allclose(share[:, 8:, 0], 0.5 * np.exp(-(change / vc.BLEND_TOLERANCE) ** 2), atol=1e-5)
         assert not share[:, :8].any()
+    # the difference is the colours' mean: one channel off by 3 tolerances is one tolerance
+    red = face.copy()
+    red[..., 0] += 3 * vc.BLEND_TOLERANCE
+    np.testing.assert_allclose(vc.carried_share(face, red, inside, 0.5)[:, 8:, 0], 0.5 * np.exp(-1), atol=1e-5)
+    # and it is smoothed: one pixel off (a codec spike) barely lowers the share, even where it is
+    spike = face.copy()
+    spike[32, 40] += 4 * vc.BLEND_TOLERANCE
+    assert vc.carried_share(face, spike, inside, 0.5)[32, 40, 0] > 0.45
     # an eye closing: only there does the previous face's share fall
     moved = face.copy()
     moved[24:40, 32:48] += 4 * vc.BLEND_TOLERANCE
