@@ -284,8 +284,8 @@ def test_a_face_joins_a_track_where_its_box_overlaps_or_lies_within_reach(overla
 
 
 @pytest.mark.parametrize("fps, sides, scale, n_tracks", [
-    (25.0, 0.9 * LINK_SPEED * 4 / 25, 1.0, 1),    # a small face moving fast, no overlap: within reach
-    (25.0, 1.1 * LINK_SPEED * 4 / 25, 1.0, 2),    # beyond LINK_SPEED box sides a second
+    (10.0, 0.9 * LINK_SPEED * 4 / 10, 1.0, 1),    # a small face moving fast, no overlap: within reach
+    (10.0, 1.1 * LINK_SPEED * 4 / 10, 1.0, 2),    # beyond LINK_SPEED box sides a second
     (100.0, 0.9 * LINK_REACH, 1.0, 1),            # the reach's floor, where little time went by
     (100.0, 1.1 * LINK_REACH, 1.0, 2),
     (25.0, 1.2, 0.95 * LINK_SIZE_RATIO, 1),       # near, and of a size the face could have grown to
@@ -293,9 +293,20 @@ def test_a_face_joins_a_track_where_its_box_overlaps_or_lies_within_reach(overla
 ])
 def test_a_face_beyond_the_overlap_joins_within_link_speed_of_a_like_size(fps, sides, scale, n_tracks):
     # two searches 4 frames apart: the face jumps `sides` box sides to the right and is `scale` times larger
+    assert LINK_SPEED * 4 / 10 > LINK_REACH > LINK_SPEED * 4 / 100   # the rows at 10 fps go past the floor
     side = 12.0
     detections = {0: [make_face((100.0, 100.0), side)], 4: [make_face((100.0 + sides * side, 100.0), side * scale)]}
     assert len(link(detections, fps)) == n_tracks
+
+
+def test_a_tiny_face_moving_over_a_box_side_between_searches_stays_one_track():
+    # a face of a 10 px box moving 6 px a frame (15 box sides a second), searched every 2 frames at 25 fps:
+    # its boxes never overlap and a reach of LINK_SPEED x 2 frames (0.64 sides) would split it at every search
+    side, n_frames, fps = 10.0, 50, 25.0
+    detections = {f: [make_face((100.0, 50.0 + 6.0 * f), side)] for f in range(0, n_frames, 2)}
+    assert box_iou(detections[0][0].box, detections[2][0].box)[0, 0] == 0
+    tracks = build_tracks(detections, n_frames, fps)
+    assert len(tracks) == 1 and tracks[0].detected.sum() == len(detections)
 
 
 def test_an_overlapping_face_outranks_a_nearer_looking_one():

@@ -32,11 +32,13 @@ LINK_IOU = 0.3
 VELOCITY_DETECTIONS = 5
 # A face whose box misses its track's predicted one (a track's first link has no velocity yet, and a
 # small face moves its own width in a few frames) still joins it when the centres lie within
-# LINK_SPEED box sides per second since the track's last detection (at least LINK_REACH box sides) and
-# the sides differ by under LINK_SIZE_RATIO: faster than a person walks across a wide shot; such links
-# rank below every IoU link.
+# LINK_SPEED box sides per second since the track's last detection and the sides differ by under
+# LINK_SIZE_RATIO: faster than a person walks across a wide shot; such links rank below every IoU
+# link. Between searches a few frames apart the reach is at least LINK_REACH box sides: a face of a
+# 10 px box crossing a frame moves over a box side between two searches, and a reach of LINK_SPEED
+# times those few frames split its track at every search (docs/evaluation.md, "Video").
 LINK_SPEED = 8.0
-LINK_REACH = 0.5
+LINK_REACH = 1.5
 LINK_SIZE_RATIO = 1.5
 # A track whose face has gone unfound at the searches over more than this ends: a blink, a blur or a
 # hand passing is bridged (interpolated through), a face that left and came back starts a new track.
@@ -121,12 +123,27 @@ def link_scores(live, faces, frame, fps):
     return np.where(iou >= LINK_IOU, iou, near)
 
 
+def extend(live, faces, frame, fps):
+    """Continue the open tracks `live` ([[(frame, Face), ...], ...], changed in place) with the `faces`
+    found at `frame`: the assignment of largest total `link_scores` (Hungarian: IoU with the predicted
+    box, else nearness), refused pairs left out. Returns (faces left over, tracks not continued)."""
+    matched, continued = set(), set()
+    if live and faces:
+        score = link_scores(live, faces, frame, fps)   # refused pairs score 0: they displace no allowed one
+        for row, col in zip(*linear_sum_assignment(score, maximize=True)):
+            if score[row, col] > 0:
+                live[row].append((frame, faces[col]))
+                matched.add(col)
+                continued.add(row)
+    return ([face for col, face in enumerate(faces) if col not in matched],
+            [chain for row, chain in enumerate(live) if row not in continued])
+
+
 def link(detections, fps, max_gap=MAX_GAP_SECONDS):
     """Each face's detections, linked across the searched frames: [[(frame, Face), ...] in frame order, ...].
 
     detections: {frame index: [Face, ...]}, one entry per searched frame (empty where none was found).
-    At each searched frame the open tracks are matched to its faces by the assignment of largest total
-    `link_scores` (Hungarian: IoU with the predicted box, else nearness), refused pairs left out; a face left over
+    At each searched frame the open tracks are continued by its faces (`extend`); a face left over
     starts a track. A track ends once the searches that missed it span more than `max_gap` seconds
     after its last detection. Tracks come in the order they started.
     """
@@ -139,15 +156,8 @@ def link(detections, fps, max_gap=MAX_GAP_SECONDS):
         if previous is not None:
             ended += [chain for chain in live if previous - chain[-1][0] > max_gap_frames]
             live = [chain for chain in live if previous - chain[-1][0] <= max_gap_frames]
-        faces = list(detections[frame])
-        matched = set()
-        if live and faces:
-            score = link_scores(live, faces, frame, fps)   # refused pairs score 0: they displace no allowed one
-            for row, col in zip(*linear_sum_assignment(score, maximize=True)):
-                if score[row, col] > 0:
-                    live[row].append((frame, faces[col]))
-                    matched.add(col)
-        live += [[(frame, face)] for col, face in enumerate(faces) if col not in matched]
+        left, _ = extend(live, list(detections[frame]), frame, fps)
+        live += [[(frame, face)] for face in left]
         previous = frame
     return sorted(ended + live, key=lambda chain: chain[0][0])
 
