@@ -55,6 +55,13 @@ SMALL_RNET_THRESHOLD, SMALL_ONET_THRESHOLD = 0.5, 0.5
 SMALL_FACE_VOTES = 5
 NEIGHBOUR_GROW = 1.5
 EDGE_MARGIN = 1.5
+# A face a video track found moments ago, missed by the search of a frame, is looked for again in a
+# crop reaching NEAR_REACH box sides about its last box, where a face is expected: there a box past
+# NEAR_SCORE in both R- and O-Net with NEAR_VOTES agreeing boxes is enough, and the face taken is the
+# likeliest one whose centre lies within half a box side of the last box's (docs/evaluation.md, "Video").
+NEAR_REACH = 1.5
+NEAR_SCORE = 0.3
+NEAR_VOTES = 3
 # Without NMS, thousands of proposals can reach R-Net: they go through in batches so memory stays bounded.
 CASCADE_BATCH = 1024
 
@@ -83,9 +90,10 @@ class VotedCascade(StageBase):
         self.pnet, self.rnet, self.onet = StagePNet().model, StageRNet().model, StageONet().model
 
     def __call__(self, images_normalized, images_oshapes, min_face_size=DETECTOR_WINDOW,
-                 small_box=SMALL_FACE_BOX, edge_margin=EDGE_MARGIN, **_):
+                 small_box=SMALL_FACE_BOX, edge_margin=EDGE_MARGIN, near=False, **_):
         """`small_box`, `edge_margin`: SMALL_FACE_BOX, EDGE_MARGIN in the pixels of the image given
-        (times its enlargement)."""
+        (times its enlargement); `near`: the image is a crop about a face just seen, accepted by the
+        NEAR_ rule instead (see the constants)."""
         batch = images_normalized.shape[0]
         pyramids = [build_scale_pyramid(shape[1], shape[0], min_face_size=min_face_size, scale_factor=PYRAMID_FACTOR)
                     for shape in images_oshapes]
@@ -98,13 +106,16 @@ class VotedCascade(StageBase):
         if len(boxes):
             offsets, scores = self._run(self.rnet, images_normalized, boxes, 24)
             boxes = adjust_bboxes(replace_confidence(boxes, scores), offsets)
-            boxes = resize_to_square(pick_matches(boxes, score_threshold=min(RNET_THRESHOLD, SMALL_RNET_THRESHOLD)))
+            lowest = NEAR_SCORE if near else min(RNET_THRESHOLD, SMALL_RNET_THRESHOLD)
+            boxes = resize_to_square(pick_matches(boxes, score_threshold=lowest))
         if not len(boxes):
             return np.empty((0, 16))
         rnet_scores = boxes[:, 5].copy()
         offsets, landmarks, scores = self._run(self.onet, images_normalized, boxes, 48)
         landmarks = adjust_landmarks(landmarks, boxes)
         boxes = np.concatenate([adjust_bboxes(replace_confidence(boxes, scores), offsets), landmarks], axis=-1)
+        if near:
+            return vote(boxes[(rnet_scores > NEAR_SCORE) & (boxes[:, 5] > NEAR_SCORE)], NEAR_VOTES)
         return accept(boxes, rnet_scores, small_box, edge_margin, np.asarray(images_oshapes)[:, :2])
 
     @staticmethod
@@ -171,13 +182,14 @@ def detection_upscale(height, width):
     return max(1, min(DETECT_UPSCALE, fits))
 
 
-def detect_faces(photo, detector=None, upscale=None):
+def detect_faces(photo, detector=None, upscale=None, near=False):
     """Every face MTCNN finds in a uint8 RGB photo [H, W, 3], ordered left to right.
 
     MTCNN runs on the photo enlarged `upscale` times (bicubic; default
     `detection_upscale`) with its smallest window, so it finds face boxes down
     to DETECTOR_WINDOW / upscale photo px; boxes and landmarks are mapped back
-    to the photo's pixel-centre coordinates.
+    to the photo's pixel-centre coordinates. `near`: accept by the looser NEAR_
+    rule (`detect_near`'s).
     """
     photo = check_photo(photo)
     detector = detector or default_detector()
@@ -187,7 +199,7 @@ def detect_faces(photo, detector=None, upscale=None):
                                                   interpolation=cv2.INTER_CUBIC)
     rows = detector.detect_faces(image, output_type="numpy", box_format="xyxy",
                                  min_face_size=DETECTOR_WINDOW, small_box=SMALL_FACE_BOX * upscale,
-                                 edge_margin=EDGE_MARGIN * upscale)
+                                 edge_margin=EDGE_MARGIN * upscale, near=near)
     rows = np.asarray(rows, np.float64).reshape(-1, 16)
 
     def back(v):  # enlarged copy -> photo (see module doc)
@@ -200,3 +212,24 @@ def detect_faces(photo, detector=None, upscale=None):
         faces.append(Face(box=back(row[1:5]), landmarks=back(landmarks), confidence=float(row[5])))
     faces.sort(key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))
     return faces
+
+
+def detect_near(photo, box, detector=None):
+    """The face about `box` (x1, y1, x2, y2; a face just seen there) in a uint8 RGB photo, looked for
+    again by the looser NEAR_ rule in a crop NEAR_REACH box sides about it: the likeliest `Face` whose
+    box centre lies within half a box side of `box`'s, or None."""
+    box = np.asarray(box, np.float64)
+    side = max(box[2] - box[0], box[3] - box[1])
+    centre = (box[:2] + box[2:]) / 2
+    h, w = photo.shape[:2]
+    x0, y0 = np.clip(np.floor(centre - NEAR_REACH * side), 0, None).astype(int)
+    x1, y1 = np.minimum(np.ceil(centre + NEAR_REACH * side).astype(int) + 1, (w, h))
+    if x1 - x0 < 2 or y1 - y0 < 2:   # the box lies outside the photo
+        return None
+    best = None
+    for face in detect_faces(np.ascontiguousarray(photo[y0:y1, x0:x1]), detector, DETECT_UPSCALE, near=True):
+        face.box, face.landmarks = face.box + (x0, y0, x0, y0), face.landmarks + (x0, y0)
+        if np.linalg.norm((face.box[:2] + face.box[2:]) / 2 - centre) < side / 2 \
+                and (best is None or face.confidence > best.confidence):
+            best = face
+    return best

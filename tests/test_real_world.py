@@ -431,6 +431,34 @@ def test_compressed_group_photo_with_faces_of_small_boxes(detector):
         assert len(found) >= need, (factor, quality, sorted(found))
 
 
+def test_a_dark_compressed_face_just_seen_is_found_again_about_its_last_box(detector):
+    """Each sample face (an 18 px frame) in a photo darkened to half and saved as JPEG 50: the detector
+    finds 3 of the 8; searched again about the box found before the darkening (`detect_near`, as the
+    video path does for a face it just saw), 5, every one framing the true face, and none 30 px aside,
+    over the backdrop alone."""
+    def frame_centre(matrix):
+        return align.invert(matrix) @ [(FRAME - 1) / 2, (FRAME - 1) / 2, 1]
+
+    strict = near = 0
+    for name in NAMES:
+        photo = background(1, (72, 72))
+        truth = paste_face(photo, name, 18, 36, 36)
+        centre, side = frame_centre(truth), FRAME / np.sqrt(abs(np.linalg.det(truth[:, :2])))
+        frames_truth = [f for f in detect.detect_faces(photo, detector)
+                        if np.linalg.norm(frame_centre(align.frame_matrix(f.landmarks)) - centre) < side / 4]
+        assert len(frames_truth) == 1, name
+        box = frames_truth[0].box
+        dark = jpeg_roundtrip(np.round(photo * 0.5).astype(np.uint8), 50)
+        strict += any(np.linalg.norm(frame_centre(align.frame_matrix(f.landmarks)) - centre) < side / 4
+                      for f in detect.detect_faces(dark, detector))
+        again = detect.detect_near(dark, box, detector)
+        if again is not None:
+            assert np.linalg.norm(frame_centre(align.frame_matrix(again.landmarks)) - centre) < side / 4, name
+            near += 1
+        assert detect.detect_near(dark, box + (30, 0, 30, 0), detector) is None, name
+    assert strict <= 5 and near >= strict + 2, (strict, near)
+
+
 def test_detection_on_a_copy_smaller_than_the_pnet_window_finds_nothing(detector):
     """A photo searched at its own size (as a huge, thin one is) that is under 12 px across: no faces."""
     assert detect.detect_faces(np.full((8, 8, 3), 128, np.uint8), detector, upscale=1) == []

@@ -354,3 +354,41 @@ def test_video_crops_and_batches_come_in_few_shapes_with_the_same_outputs():
     assert seen and all(shape[0] == steps[shape[1]] for shape in seen)
     for crop, out in zip(crops, padded):
         np.testing.assert_array_equal(out, ph.generate([crop], bicubic, raw_output=True)[0])
+
+
+def test_a_face_just_seen_and_missed_is_searched_for_again_about_its_predicted_box(monkeypatch):
+    """`video.clip.search`: a face whose track was continued within tracks.MAX_GAP_SECONDS and that a
+    frame's detection misses is searched for again about the track's predicted box, at each search
+    while it is that recent; what that finds continues the track and joins the frame's faces unless
+    it repeats one of them."""
+    from faces.detect import Face
+    from video import clip as vc
+    from video.tracks import MAX_GAP_SECONDS
+
+    def face(x):
+        return Face(box=np.array([x, 10.0, x + 20, 30]), landmarks=np.zeros((5, 2)), confidence=0.9)
+
+    detected = {0: [face(10), face(60), face(100)], 2: [face(11)], 4: [face(12)], 14: [face(13)], 16: [face(14)],
+                18: [face(15)]}
+    # at 2 the face at 100 is found again over the one at 11 (a second box of that face): not added;
+    # the face at 60, found again at 61, is predicted at 62 by 4 and at 67 by 14 (0.5 px a frame)
+    refound = {(2, 60): face(61), (2, 100): face(11.5), (4, 62): None, (4, 100): None, (14, 67): None}
+    asked = []
+    monkeypatch.setattr(vc.detect, "detect_faces", lambda frame, detector: list(detected[frame]))
+
+    def near(frame, box, detector):
+        asked.append((frame, round(float(box[0]), 6)))
+        return refound[asked[-1]]
+
+    monkeypatch.setattr(vc.detect, "detect_near", near)
+    fps, live, found = 25.0, [], {}
+    for index in sorted(detected):
+        found[index], live = vc.search(index, index, live, None, fps)
+    lefts = {i: sorted(float(f.box[0]) for f in faces) for i, faces in found.items()}
+    assert lefts == {0: [10, 60, 100], 2: [11, 61], 4: [12], 14: [13], 16: [14], 18: [15]}
+    # asked at 14 for the face last found at 2, not at 16, nor for the one last found at 0 after 4
+    assert asked == [(2, 60.0), (2, 100.0), (4, 62.0), (4, 100.0), (14, 67.0)]
+    assert (14 - 2) / fps <= MAX_GAP_SECONDS < (16 - 2) / fps and (4 - 0) / fps <= MAX_GAP_SECONDS < (14 - 0) / fps
+    # one track left, of the face found at every search, holding only its last VELOCITY_DETECTIONS (5)
+    kept = [[(i, float(f.box[0])) for i, f in chain] for chain in live]
+    assert kept == [[(2, 11.0), (4, 12.0), (14, 13.0), (16, 14.0), (18, 15.0)]]

@@ -85,23 +85,46 @@ class VideoResult:
         return line + (f"\n{self.stopped}" if self.stopped else "")
 
 
+def search(frame, index, live, detector, fps):
+    """(faces of the searched frame `index`, the open tracks `live` brought up to it).
+
+    live: [[(frame, Face), ...]], the last detections of each face found at the searches of the last
+    tracks.MAX_GAP_SECONDS, continued by this frame's faces as the tracks are (`tracks.extend`). A
+    face there that this frame's detection missed is looked for again about its track's predicted
+    box (`detect.detect_near`): a dark or half-hidden face scores under the detector's thresholds at
+    some frames, and would otherwise drop out of its track for longer than a track bridges.
+    """
+    faces = detect.detect_faces(frame, detector)
+    live = [chain for chain in live if (index - chain[-1][0]) / fps <= tr.MAX_GAP_SECONDS]
+    left, missed = tr.extend(live, faces, index, fps)
+    for chain in missed:
+        again = detect.detect_near(frame, tr.predicted_box(chain, index), detector)
+        # two tracks of one face find it once
+        if again is not None and not (faces and tr.box_iou([again.box], [f.box for f in faces]).max() >= tr.LINK_IOU):
+            chain.append((index, again))
+            faces.append(again)
+    live = [chain[-tr.VELOCITY_DETECTIONS:] for chain in live] + [[(index, face)] for face in left]
+    return faces, live
+
+
 def detect_pass(path, detector, detect_every, progress):
     """({frame: [Face]} of the searched frames, frame count, VideoInfo, reader warning): every
-    `detect_every`-th frame and the last one searched."""
-    found = {}
+    `detect_every`-th frame and the last one searched (`search`)."""
+    found, live = {}, []
     with VideoReader(path) as reader:
         info = reader.info
+        fps = float(info.fps)
         last, count = None, 0
         for index, frame in enumerate(tqdm(reader, total=info.frames, desc="finding faces", unit="frame",
                                            disable=not progress)):
             if index % detect_every == 0:
-                found[index] = detect.detect_faces(frame, detector)
+                found[index], live = search(frame, index, live, detector, fps)
                 last = None
             else:
                 last = frame
             count = index + 1
         if last is not None:
-            found[count - 1] = detect.detect_faces(last, detector)
+            found[count - 1], _ = search(last, count - 1, live, detector, fps)
         return found, count, info, reader.stopped
 
 
