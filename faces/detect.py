@@ -56,9 +56,10 @@ SMALL_FACE_VOTES = 5
 NEIGHBOUR_GROW = 1.5
 EDGE_MARGIN = 1.5
 # A face a video track found moments ago, missed by the search of a frame, is looked for again in a
-# crop reaching NEAR_REACH box sides about its last box, where a face is expected: there a box past
-# NEAR_SCORE in both R- and O-Net with NEAR_VOTES agreeing boxes is enough, and the face taken is the
-# likeliest one whose centre lies within half a box side of the last box's (docs/evaluation.md, "Video").
+# crop reaching NEAR_REACH box sides about the box the track expects, where a face is expected: there a
+# box past NEAR_SCORE in both R- and O-Net with NEAR_VOTES agreeing boxes is enough, and the face taken
+# is the likeliest one whose centre lies within half a box side of that box's (docs/evaluation.md,
+# "A face just seen, looked for again").
 NEAR_REACH = 1.5
 NEAR_SCORE = 0.3
 NEAR_VOTES = 3
@@ -215,7 +216,7 @@ def detect_faces(photo, detector=None, upscale=None, near=False):
 
 
 def detect_near(photo, box, detector=None):
-    """The face about `box` (x1, y1, x2, y2; a face just seen there) in a uint8 RGB photo, looked for
+    """The face about `box` (x1, y1, x2, y2; where a face just seen is expected) in a uint8 RGB photo, looked for
     again by the looser NEAR_ rule in a crop NEAR_REACH box sides about it: the likeliest `Face` whose
     box centre lies within half a box side of `box`'s, or None."""
     box = np.asarray(box, np.float64)
