@@ -443,7 +443,7 @@ def test_a_dark_compressed_face_just_seen_is_found_again_about_its_last_box(dete
     for name in NAMES:
         photo = background(1, (72, 72))
         truth = paste_face(photo, name, 18, 36, 36)
-        centre, side = frame_centre(truth), FRAME / np.sqrt(abs(np.linalg.det(truth[:, :2])))
+        centre, side = frame_centre(truth), align.frame_side(truth)
         frames_truth = [f for f in detect.detect_faces(photo, detector)
                         if np.linalg.norm(frame_centre(align.frame_matrix(f.landmarks)) - centre) < side / 4]
         assert len(frames_truth) == 1, name
